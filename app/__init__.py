@@ -1,0 +1,31 @@
+"""The URL shortener: `create_app` is the only place that wires things together."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app from `settings` (read from the environment when omitted)."""
+    from app import cli, db, errors
+    from app.api import links, ops, redirect
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["settings"] = settings
+    app.json.sort_keys = False
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    app.url_map.converters["code"] = redirect.CodeConverter
+    db.init_app(app, db.make_database(settings))
+    errors.register_error_handlers(app)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(redirect.bp)  # last: its /<code> must not shadow named routes
+    cli.register(app)
+    return app

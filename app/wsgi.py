@@ -1,0 +1,10 @@
+"""WSGI entry point for gunicorn (`app.wsgi:app`): loads .env, then builds the app."""
+
+from dotenv import load_dotenv
+
+from app import create_app
+from app.logs import configure_logging
+
+load_dotenv()
+configure_logging()
+app = create_app()

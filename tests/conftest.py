@@ -1,0 +1,93 @@
+"""Test database created and migrated once per run; every test runs inside a rolled-back transaction.
+
+The backend comes from TEST_DATABASE_URL (a PostgreSQL URL whose database is dropped and
+re-created for the run); without it the suite uses a fresh SQLite file. DATABASE_URL and .env are
+never read, so the suite cannot touch a developer's data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app, migrate
+from app.config import Settings
+from app.db import db
+
+
+def _recreate_postgres_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of the test app: the dedicated test database, defaults for everything else."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        _recreate_postgres_database(url)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    return Settings(database_url=url)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Iterator[Flask]:
+    """One app for the run, its database migrated once."""
+    application = create_app(settings)
+    migrate.upgrade(db.obj)
+    yield application
+    db.close()
+
+
+@pytest.fixture(autouse=True)
+def _rollback(app: Flask) -> Iterator[None]:
+    """Run each test in a transaction that is rolled back, so tests never see each other's rows."""
+    db.connect(reuse_if_open=True)
+    with db.atomic() as transaction:
+        yield
+        transaction.rollback()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """HTTP client of the shared test app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def make_client(app: Flask, settings: Settings) -> Iterator:
+    """Build a client of an app with changed settings, on the same test database connection."""
+    original = db.obj
+
+    def build(**changes) -> FlaskClient:
+        other = create_app(replace(settings, **changes))
+        db.initialize(original)  # keep the test's connection and its rolled-back transaction
+        return other.test_client()
+
+    yield build
+    db.initialize(original)
+
+
+@pytest.fixture
+def broken_db_client(app: Flask, settings: Settings, tmp_path) -> Iterator[FlaskClient]:
+    """A client whose database cannot be opened (a closed port, or a directory for SQLite)."""
+    original = db.obj
+    url = "postgresql://postgres@127.0.0.1:1/unreachable" if settings.is_postgres else f"sqlite:///{tmp_path}"
+    other = create_app(replace(settings, database_url=url))
+    yield other.test_client()
+    db.initialize(original)

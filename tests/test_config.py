@@ -1,0 +1,84 @@
+"""Settings.from_env: precedence, defaults and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import DEFAULT_SQLITE_PATH, ConfigError, Settings
+
+
+def test_defaults_to_embedded_sqlite_file():
+    settings = Settings.from_env({})
+    assert settings.database_url == f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    assert not settings.is_postgres
+    assert settings.code_length == 7 and settings.max_url_length == 2048
+    assert settings.default_redirect_status == 302 and settings.base_url is None
+
+
+def test_database_url_wins_over_database_variables():
+    env = {"DATABASE_URL": "postgresql://u@db:5432/links", "DATABASE_NAME": "other"}
+    settings = Settings.from_env(env)
+    assert settings.database_url == "postgresql://u@db:5432/links" and settings.is_postgres
+
+
+def test_database_variables_build_a_postgres_url_with_quoted_secrets():
+    env = {
+        "DATABASE_NAME": "links",
+        "DATABASE_HOST": "db",
+        "DATABASE_PORT": "6543",
+        "DATABASE_USER": "app",
+        "DATABASE_PASSWORD": "p@ss:w/rd",
+    }
+    assert Settings.from_env(env).database_url == "postgresql://app:p%40ss%3Aw%2Frd@db:6543/links"
+
+
+def test_database_name_alone_uses_local_postgres_defaults():
+    assert Settings.from_env({"DATABASE_NAME": "links"}).database_url == (
+        "postgresql://postgres@127.0.0.1:5432/links"
+    )
+
+
+def test_sqlite_path_is_configurable():
+    assert Settings.from_env({"SQLITE_PATH": "/data/x.db"}).database_url == "sqlite:////data/x.db"
+
+
+def test_values_are_parsed_and_trimmed():
+    env = {
+        "SHORT_CODE_LENGTH": " 9 ",
+        "REDIRECT_STATUS": "301",
+        "LOG_LEVEL": "debug",
+        "BASE_URL": "https://sho.rt/",
+        "TRUSTED_PROXIES": "2",
+    }
+    settings = Settings.from_env(env)
+    assert settings.code_length == 9 and settings.default_redirect_status == 301
+    assert settings.log_level == "DEBUG" and settings.base_url == "https://sho.rt"
+    assert settings.trusted_proxies == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SHORT_CODE_LENGTH": "seven"}, "SHORT_CODE_LENGTH"),
+        ({"SHORT_CODE_LENGTH": "2"}, "SHORT_CODE_LENGTH"),
+        ({"MAX_URL_LENGTH": "-5"}, "MAX_URL_LENGTH"),
+        ({"REDIRECT_STATUS": "200"}, "REDIRECT_STATUS"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"BASE_URL": "sho.rt"}, "BASE_URL"),
+        ({"BASE_URL": "https://sho.rt/?x=1"}, "BASE_URL"),
+        ({"DATABASE_URL": "mysql://db/links"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://db"}, "DATABASE_URL"),
+        ({"DATABASE_HOST": "db"}, "DATABASE_NAME"),
+        ({"DATABASE_NAME": "x", "DATABASE_PORT": "port"}, "DATABASE_PORT"),
+        ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
+        ({"MAX_URL_LENGTH": "60000"}, "MAX_REQUEST_BYTES"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(env)
+
+
+def test_reads_os_environ_by_default(monkeypatch):
+    monkeypatch.setenv("SHORT_CODE_LENGTH", "11")
+    assert Settings.from_env().code_length == 11
