@@ -22,3 +22,5 @@ secure_scheme_headers = {}
 accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# No runtime control socket: it would need a writable home directory and nothing here uses it.
+control_socket_disable = True

@@ -72,6 +72,14 @@ class UnsupportedMediaType(AppError):
     message = "Send the body as JSON with the header Content-Type: application/json."
 
 
+class InvalidHost(AppError):
+    """The Host header is not a valid host, and no BASE_URL says what our address is."""
+
+    status = 400
+    code = "invalid_host"
+    message = "The Host header is missing or invalid; send a valid Host header."
+
+
 class LinkNotFound(AppError):
     """No link has this code."""
 

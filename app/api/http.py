@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 
 from app.config import Settings
+from app.errors import InvalidHost
 from app.models import Link
 from app.services.urls import netloc_key
 
@@ -18,18 +19,21 @@ def settings() -> Settings:
 
 def public_base() -> str:
     """The base of short URLs: BASE_URL when configured, else the (proxy-aware) request host."""
-    return settings().base_url or request.host_url.rstrip("/")
+    configured = settings().base_url
+    if configured:
+        return configured
+    if not request.host:  # werkzeug blanks a Host header it finds invalid
+        raise InvalidHost()
+    return request.host_url.rstrip("/")
 
 
 def own_netlocs() -> frozenset[str]:
     """The host:port pairs this service answers on (configured base URL and the request's host)."""
+    bases = {public_base(), request.host_url} if request.host else {public_base()}
     keys = set()
-    for base in {public_base(), request.host_url}:
+    for base in bases:
         parts = urlsplit(base)
-        try:
-            keys.add(netloc_key(parts.hostname or "", parts.port, parts.scheme))
-        except ValueError:  # a Host header we cannot parse simply matches nothing
-            continue
+        keys.add(netloc_key(parts.hostname or "", parts.port, parts.scheme))
     return frozenset(keys)
 
 

@@ -178,3 +178,17 @@ def test_shorten_when_database_is_down_is_503_json(broken_db_client):
     assert response.status_code == 503
     assert response.get_json()["code"] == "database_unavailable"
     assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize("host", ["localhost:notaport", "evil.example/path", "a b"])
+def test_shorten_with_invalid_host_header_is_400(client, host):
+    response = shorten(client, "https://example.com", headers={"Host": host})
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "invalid_host"
+
+
+def test_shorten_with_invalid_host_header_uses_base_url_when_configured(make_client):
+    client = make_client(base_url="https://sho.rt")
+    response = shorten(client, "https://example.com", headers={"Host": "localhost:notaport"})
+    assert response.status_code == 201
+    assert response.get_json()["short_url"].startswith("https://sho.rt/")

@@ -1,0 +1,65 @@
+"""A real database outage: stop a throwaway PostgreSQL under the running service, then restart it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.system.pgcluster import ThrowawayCluster
+from tests.system.service import Service, service_env
+
+pytestmark = pytest.mark.skipif(not ThrowawayCluster.available(), reason="initdb/pg_ctl not installed")
+
+
+@pytest.fixture
+def cluster():
+    pg = ThrowawayCluster()
+    pg.create()
+    pg.start()
+    yield pg
+    pg.destroy()
+
+
+def wait_for(check, timeout: float) -> float:
+    """Seconds until `check()` is true; fails after `timeout`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, "condition not reached in time"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_outage_gives_fast_503_then_recovers_without_restart_and_loses_nothing(cluster, tmp_path):
+    service = Service(service_env(tmp_path, DATABASE_URL=cluster.url, WEB_CONCURRENCY="2"))
+    service.start()
+    try:
+        acked = {}
+        for i in range(20):
+            reply = service.call("POST", "/shorten", {"url": f"https://example.com/{i}"})
+            assert reply.status == 201
+            acked[reply.body["short_code"]] = reply.body["original_url"]
+
+        cluster.stop()
+        down = [service.call("GET", "/health"), service.call("POST", "/shorten", {"url": "https://x.org"}),
+                service.call("GET", f"/{next(iter(acked))}"), service.call("GET", "/urls")]
+        for reply in down:
+            assert reply.status == 503, reply
+            assert reply.body["code"] == "database_unavailable"
+            assert reply.headers["Retry-After"] == "1"
+            assert reply.seconds < 1.0
+        assert down[0].body["database"] == "unavailable"
+        assert service.call("GET", "/livez").status == 200
+
+        cluster.start()
+        recovered_in = wait_for(lambda: service.call("GET", "/health").status == 200, timeout=2.0)
+        after = service.call("POST", "/shorten", {"url": "https://example.com/after"})
+        assert after.status == 201
+        acked[after.body["short_code"]] = after.body["original_url"]
+        for code, url in acked.items():
+            reply = service.call("GET", f"/{code}")
+            assert (reply.status, reply.headers["Location"]) == (302, url)
+    finally:
+        assert service.stop() == 0, service.output
+    print(f"\noutage: slowest 503 {max(r.seconds for r in down) * 1000:.1f} ms; "
+          f"health green {recovered_in * 1000:.0f} ms after the database was back")

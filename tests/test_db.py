@@ -1,0 +1,92 @@
+"""The database layer: aware-UTC timestamps, database construction, connection release."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from peewee import SqliteDatabase
+
+from app.config import Settings
+from app.db import PooledPostgres, UTCDateTimeField, make_database
+from app.logs import configure_logging
+from app.models import Link
+from tests.factories import make_link
+
+FIELD = UTCDateTimeField()
+
+
+def test_timestamps_are_stored_in_utc_and_read_back_aware():
+    paris = timezone(timedelta(hours=1))
+    link = make_link(created_at=datetime(2030, 6, 1, 12, 0, tzinfo=paris))
+    stored = Link.get_by_id(link.id).created_at
+    assert stored == datetime(2030, 6, 1, 11, 0, tzinfo=UTC)
+    assert stored.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused():
+    with pytest.raises(ValueError, match="naive"):
+        FIELD.db_value(datetime(2030, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ("2030-01-01 10:00:00.000001+00:00", datetime(2030, 1, 1, 10, 0, 0, 1, tzinfo=UTC)),
+        (datetime(2030, 1, 1, 10), datetime(2030, 1, 1, 10, tzinfo=UTC)),
+        (datetime(2030, 1, 1, 12, tzinfo=timezone(timedelta(hours=2))), datetime(2030, 1, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_read_from_any_driver_form_become_aware_utc(raw, expected):
+    assert FIELD.python_value(raw) == expected
+    assert FIELD.db_value(None) is None
+
+
+def test_make_database_builds_a_pool_with_timeouts_for_postgres():
+    settings = Settings(database_url="postgresql://app:s%40cret@db:6543/links", db_pool_size=7,
+                        db_connect_timeout=3, db_statement_timeout_ms=1500)
+    database = make_database(settings)
+    assert isinstance(database, PooledPostgres)
+    assert database._max_connections == 7
+    assert database.connect_params["password"] == "s@cret"
+    assert database.connect_params["connect_timeout"] == 3
+    assert database.connect_params["options"] == "-c statement_timeout=1500"
+    assert database.connect_params["tcp_user_timeout"] == 3000
+
+
+def test_make_database_creates_the_sqlite_directory(tmp_path):
+    path = tmp_path / "nested" / "dir" / "links.sqlite3"
+    database = make_database(Settings(database_url=f"sqlite:///{path}"))
+    assert isinstance(database, SqliteDatabase)
+    assert path.parent.is_dir()
+    database.connect()
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    database.close()
+
+
+def test_request_releases_the_connection_it_opened(app, settings):
+    from app.db import db
+
+    original = db.obj
+    fresh = make_database(settings)
+    db.initialize(fresh)
+    try:
+        assert app.test_client().get("/health").status_code == 200
+        assert fresh.is_closed()
+    finally:
+        db.initialize(original)
+
+
+def test_configure_logging_writes_to_stdout_at_level(capsys):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("WARNING")
+        logging.getLogger("x").warning("visible")
+        logging.getLogger("x").info("hidden")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    out = capsys.readouterr().out
+    assert "WARNING x visible" in out and "hidden" not in out
