@@ -7,17 +7,16 @@ from dotenv import load_dotenv
 
 def main() -> None:
     load_dotenv()
+    from app.bootstrap import prepare_database
     from app.config import ConfigError, Settings
-    from app.db import make_database
     from app.logs import configure_logging
-    from app.migrate import upgrade
 
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         sys.exit(f"configuration error: {error}")
     configure_logging(settings.log_level)
-    applied = upgrade(make_database(settings))
+    applied = prepare_database(settings)
     print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
 
     from gunicorn.app.wsgiapp import run

@@ -11,12 +11,16 @@ from app.config import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from `settings` (read from the environment when omitted)."""
     from app import cli, db, errors
-    from app.api import links, ops, redirect
+    from app.api import keys, links, ops, redirect, users
+    from app.services.clicks import ClickCounter
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["settings"] = settings
+    app.extensions["clicks"] = ClickCounter(
+        interval=settings.click_flush_interval, background=settings.click_flush_interval > 0
+    )
     app.json.sort_keys = False
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
@@ -26,6 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register_error_handlers(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(links.bp)
+    app.register_blueprint(keys.bp)
+    app.register_blueprint(users.bp)
     app.register_blueprint(redirect.bp)  # last: its /<code> must not shadow named routes
     cli.register(app)
     return app

@@ -1,4 +1,4 @@
-"""`flask db upgrade|status`: the CLI side of the migration code path."""
+"""Flask CLI commands: db upgrade|status, create-admin, create-user, issue-key."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from flask.cli import AppGroup
 
 from app import migrate
 from app.db import db
+from app.models import User
+from app.services import api_keys, users
 
 
 def register(app: Flask) -> None:
@@ -29,3 +31,30 @@ def register(app: Flask) -> None:
             raise SystemExit(1)
 
     app.cli.add_command(group)
+
+    @app.cli.command("create-admin")
+    @click.argument("name")
+    def create_admin(name: str) -> None:
+        """Create an admin user and print its first API key (shown once)."""
+        user, secret = users.create_admin(name)
+        click.echo(f"admin {user.name!r} (id {user.id}) created; API key (store it now, it is shown once):")
+        click.echo(secret)
+
+    @app.cli.command("create-user")
+    @click.argument("name")
+    @click.option("--role", type=click.Choice(["user", "admin"]), default="user")
+    def create_user(name: str, role: str) -> None:
+        """Create a user (no key; see issue-key)."""
+        user = users.create_user(None, name, role)
+        click.echo(f"user {user.name!r} (id {user.id}, {user.role}) created")
+
+    @app.cli.command("issue-key")
+    @click.argument("name")
+    @click.option("--label", default="issued by the CLI")
+    def issue_key(name: str, label: str) -> None:
+        """Issue a new API key for the user NAME and print it (shown once)."""
+        user = User.get_or_none(User.name == name)
+        if user is None:
+            raise click.ClickException(f"no user named {name!r}")
+        _key, secret = api_keys.create_key(user.id, name=label)
+        click.echo(secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -37,6 +37,9 @@ class Settings:
     db_statement_timeout_ms: int = 5000
     db_stale_timeout: int = 300
     log_level: str = "INFO"
+    anonymous_shorten: bool = True
+    initial_api_key: str | None = field(default=None, repr=False)
+    click_flush_interval: float = 1.0
 
     @property
     def is_postgres(self) -> bool:
@@ -62,7 +65,12 @@ class Settings:
             db_statement_timeout_ms=env.integer("DB_STATEMENT_TIMEOUT_MS", 5000, low=100, high=600_000),
             db_stale_timeout=env.integer("DB_STALE_TIMEOUT", 300, low=1, high=86400),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            anonymous_shorten=env.boolean("ANONYMOUS_SHORTEN", True),
+            initial_api_key=env.text("INITIAL_API_KEY"),
+            click_flush_interval=env.integer("CLICK_FLUSH_INTERVAL_MS", 1000, low=10, high=60_000) / 1000,
         )
+        if settings.initial_api_key is not None and len(settings.initial_api_key) < 32:
+            raise ConfigError("INITIAL_API_KEY must be at least 32 characters long")
         if settings.max_url_length + 1024 > settings.max_request_bytes:
             raise ConfigError("MAX_REQUEST_BYTES must exceed MAX_URL_LENGTH by at least 1024 bytes")
         return settings
@@ -89,6 +97,16 @@ class _Env:
         if not low <= value <= high:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
     def choice(self, name: str, default: T, choices: tuple[T, ...]) -> T:
         raw = self.text(name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,6 +99,17 @@ def make_database(settings: Settings) -> Database:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pragmas = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": settings.db_pool_timeout * 1000}
     return SqliteDatabase(path, pragmas=pragmas, timeout=settings.db_pool_timeout, **params)
+
+
+@contextmanager
+def connected(database: Database | DatabaseProxy = db) -> Iterator[None]:
+    """Use this thread's open connection if there is one; otherwise open one and close it after."""
+    opened = database.connect(reuse_if_open=True)
+    try:
+        yield
+    finally:
+        if opened:
+            database.close()
 
 
 def discard_idle_connections() -> None:

@@ -88,6 +88,49 @@ class LinkNotFound(AppError):
     message = "No short link with this code exists."
 
 
+class LinkGone(AppError):
+    """The link exists but no longer redirects: deactivated, expired, used up or deleted."""
+
+    status = 410
+    code = "link_gone"
+    message = "This short link is no longer active."
+
+
+class AliasTaken(AppError):
+    """The requested custom alias is already in use (or was used before)."""
+
+    status = 409
+    code = "alias_taken"
+    message = "This alias is already taken; choose another one."
+
+
+class ResourceNotFound(AppError):
+    """An API resource (key, user) does not exist or is not visible to the caller."""
+
+    status = 404
+    code = "not_found"
+    message = "No such resource."
+
+
+class Unauthorized(AppError):
+    """No valid API key was presented where one is required."""
+
+    status = 401
+    code = "unauthorized"
+    message = "A valid API key is required: send Authorization: Bearer <key>."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="shortener"'}
+
+
+class Forbidden(AppError):
+    """The API key is valid but lacks the right for this action."""
+
+    status = 403
+    code = "forbidden"
+    message = "Your API key does not allow this action."
+
+
 class ServiceUnavailable(AppError):
     """A dependency is down; the client should retry shortly."""
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from peewee import Database
 from playhouse.migrations import Runner
+
+from app.db import connected
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -17,24 +17,13 @@ def runner(database: Database) -> Runner:
     return Runner(database, MIGRATIONS_DIR, table_name="schema_migration")
 
 
-@contextmanager
-def _connected(database: Database) -> Iterator[None]:
-    """Use the open connection if there is one; otherwise open one and close it afterwards."""
-    opened = database.connect(reuse_if_open=True)
-    try:
-        yield
-    finally:
-        if opened:
-            database.close()
-
-
 def upgrade(database: Database) -> list[str]:
     """Apply every pending migration in order; return the names applied."""
-    with _connected(database):
+    with connected(database):
         return runner(database).up()
 
 
 def pending(database: Database) -> list[str]:
     """Names of migrations not yet applied."""
-    with _connected(database):
+    with connected(database):
         return [m.name for m in runner(database).status() if m.path and not m.applied]

@@ -42,7 +42,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         _recreate_postgres_database(url)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-    return Settings(database_url=url)
+    return Settings(database_url=url, click_flush_interval=0)  # tests flush clicks explicitly
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +91,13 @@ def broken_db_client(app: Flask, settings: Settings, tmp_path) -> Iterator[Flask
     other = create_app(replace(settings, database_url=url))
     yield other.test_client()
     db.initialize(original)
+
+
+@pytest.fixture
+def admin():
+    """An admin principal (a real user row)."""
+    from app.services.api_keys import Principal
+    from tests.factories import make_user
+
+    user = make_user("root-admin", role="admin")
+    return Principal(user_id=user.id, role="admin", key_id=0)

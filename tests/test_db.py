@@ -45,8 +45,12 @@ def test_timestamps_read_from_any_driver_form_become_aware_utc(raw, expected):
 
 
 def test_make_database_builds_a_pool_with_timeouts_for_postgres():
-    settings = Settings(database_url="postgresql://app:s%40cret@db:6543/links", db_pool_size=7,
-                        db_connect_timeout=3, db_statement_timeout_ms=1500)
+    settings = Settings(
+        database_url="postgresql://app:s%40cret@db:6543/links",
+        db_pool_size=7,
+        db_connect_timeout=3,
+        db_statement_timeout_ms=1500,
+    )
     database = make_database(settings)
     assert isinstance(database, PooledPostgres)
     assert database._max_connections == 7

@@ -10,17 +10,21 @@ from tests.system.service import ROOT, Service, service_env
 
 def test_setup_db_applies_migrations_then_reports_up_to_date(tmp_path):
     env = service_env(tmp_path)
-    first = subprocess.run([sys.executable, "setup_db.py"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, check=True)
+    first = subprocess.run(
+        [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     assert "applied: 0001_create_link" in first.stdout
-    second = subprocess.run([sys.executable, "setup_db.py"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=True)
+    second = subprocess.run(
+        [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     assert "up to date" in second.stdout
 
 
 def test_setup_db_fails_naming_a_bad_variable(tmp_path):
     env = service_env(tmp_path, SHORT_CODE_LENGTH="x")
-    result = subprocess.run([sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "SHORT_CODE_LENGTH" in result.stderr
 
 

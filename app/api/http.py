@@ -1,20 +1,59 @@
-"""HTTP helpers shared by the blueprints: settings, public addresses, serialisation."""
+"""HTTP helpers shared by the blueprints: settings, caller identity, public addresses, serialisation."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from app.config import Settings
-from app.errors import InvalidHost
-from app.models import Link
+from app.errors import InvalidHost, Unauthorized
+from app.models import ApiKey, Link, User
+from app.services import api_keys
+from app.services.api_keys import Principal
+from app.services.clicks import ClickCounter
+from app.services.links import link_state
 from app.services.urls import netloc_key
 
 
 def settings() -> Settings:
     """The settings the running app was created with."""
     return current_app.extensions["settings"]
+
+
+def clicks() -> ClickCounter:
+    """This process's click counter."""
+    return current_app.extensions["clicks"]
+
+
+def current_principal() -> Principal | None:
+    """The caller behind the API key in `Authorization: Bearer` or `X-API-Key`; None if no key sent.
+
+    A key that is sent but invalid is a 401, never a silent fallback to anonymous.
+    """
+    if "principal" not in g:
+        raw = _presented_key()
+        g.principal = api_keys.authenticate(raw) if raw is not None else None
+    return g.principal
+
+
+def require_principal() -> Principal:
+    """The authenticated caller; 401 when no key was sent."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+def _presented_key() -> str | None:
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Send the key as Authorization: Bearer <key>.")
+        return token.strip()
+    return request.headers.get("X-API-Key") or None
 
 
 def public_base() -> str:
@@ -37,11 +76,46 @@ def own_netlocs() -> frozenset[str]:
     return frozenset(keys)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def link_json(link: Link, base: str) -> dict:
-    """The public JSON form of a link (the original API's field names)."""
+    """The public JSON form of a link (the original API's fields first)."""
     return {
         "short_code": link.code,
         "short_url": f"{base}/{link.code}",
         "original_url": link.target_url,
-        "created_at": link.created_at.isoformat(),
+        "created_at": _iso(link.created_at),
+        "updated_at": _iso(link.updated_at),
+        "title": link.title,
+        "expires_at": _iso(link.expires_at),
+        "max_clicks": link.max_clicks,
+        "redirect_type": link.redirect_type,
+        "is_active": link.is_active,
+        "state": link_state(link),
+        "click_count": link.click_count,
+        "owner_id": link.owner_id,
     }
+
+
+def key_json(key: ApiKey, secret: str | None = None) -> dict:
+    """The public JSON form of an API key; the secret only right after creation."""
+    body = {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "user_id": key.user_id,
+        "created_at": _iso(key.created_at),
+        "expires_at": _iso(key.expires_at),
+        "revoked_at": _iso(key.revoked_at),
+        "last_used_at": _iso(key.last_used_at),
+    }
+    if secret is not None:
+        body["key"] = secret
+    return body
+
+
+def user_json(user: User) -> dict:
+    """The public JSON form of a user."""
+    return {"id": user.id, "name": user.name, "role": user.role, "created_at": _iso(user.created_at)}

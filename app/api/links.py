@@ -1,4 +1,4 @@
-"""Link resource: create and list short links."""
+"""Link resource: create, list, read, edit and delete short links."""
 
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.api.http import link_json, own_netlocs, public_base, settings
-from app.api.schemas import ListLinksQuery, ShortenRequest, parse_json, parse_query
+from app.api.http import current_principal, link_json, own_netlocs, public_base, require_principal, settings
+from app.api.schemas import CreateLinkRequest, ListLinksQuery, UpdateLinkRequest, parse_json, parse_query
 from app.services import links
 
 bp = Blueprint("links", __name__)
 
 
 @bp.post("/shorten")
-def shorten() -> tuple[Response, int]:
-    """Shorten a URL: 201 with the new link once it is committed."""
-    body = parse_json(request, ShortenRequest)
-    link = links.create_link(body.url, settings(), own_netlocs=own_netlocs())
+@bp.post("/urls")
+def create() -> tuple[Response, int]:
+    """Shorten a URL (optionally under a custom alias): 201 with the link once it is committed."""
+    body = parse_json(request, CreateLinkRequest)
+    link = links.create_link(
+        links.NewLink(**body.model_dump()),
+        settings(),
+        principal=current_principal(),
+        own_netlocs=own_netlocs(),
+    )
     response = jsonify(link_json(link, public_base()))
     response.headers["Location"] = f"{public_base()}/urls/{link.code}"
     return response, 201
@@ -25,12 +31,34 @@ def shorten() -> tuple[Response, int]:
 
 @bp.get("/urls")
 def list_urls() -> Response:
-    """List links newest first; the next page is announced in the Link header."""
+    """List visible links newest first; the next page is announced in the Link header."""
     query = parse_query(request, ListLinksQuery)
-    page = links.list_links(query.limit, query.cursor)
+    page = links.list_links(current_principal(), settings(), **query.model_dump())
     base = public_base()
     response = jsonify([link_json(link, base) for link in page.links])
     if page.next_cursor:
-        params = urlencode({"limit": query.limit, "cursor": page.next_cursor})
-        response.headers["Link"] = f'<{base}/urls?{params}>; rel="next"'
+        params = query.model_dump(exclude_none=True) | {"cursor": page.next_cursor}
+        response.headers["Link"] = f'<{base}/urls?{urlencode(params)}>; rel="next"'
     return response
+
+
+@bp.get("/urls/<code>")
+def read(code: str) -> Response:
+    """One link with its state and click count."""
+    return jsonify(link_json(links.get_link(code, current_principal()), public_base()))
+
+
+@bp.patch("/urls/<code>")
+def update(code: str) -> Response:
+    """Change a link's target, title, expiry, click limit, redirect type or active flag."""
+    principal = require_principal()
+    changes = parse_json(request, UpdateLinkRequest).model_dump(exclude_unset=True)
+    link = links.update_link(code, changes, settings(), principal, own_netlocs=own_netlocs())
+    return jsonify(link_json(link, public_base()))
+
+
+@bp.delete("/urls/<code>")
+def delete(code: str) -> tuple[str, int]:
+    """Delete a link; its code is never handed out again."""
+    links.delete_link(code, require_principal())
+    return "", 204

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
-from app.api.http import settings
+from app.api.http import clicks, settings
 from app.services.codes import CODE_PATTERN
-from app.services.links import resolve_target
+from app.services.links import resolve_for_redirect
 
 bp = Blueprint("redirect", __name__)
 
@@ -21,6 +21,12 @@ class CodeConverter(BaseConverter):
 
 @bp.get("/<code:code>")
 def follow(code: str) -> Response:
-    """Redirect to the link's target URL (302 by default); 404 JSON for unknown codes."""
-    target = resolve_target(code)
-    return Response(status=settings().default_redirect_status, headers={"Location": target})
+    """Redirect to the link's target (302 unless the link or REDIRECT_STATUS says otherwise).
+
+    404 for unknown codes, 410 for deactivated, expired, used-up or deleted links. HEAD is not a click.
+    """
+    counter = clicks()
+    target = resolve_for_redirect(code, settings(), counter)
+    if request.method == "GET":
+        counter.record(target.link_id)
+    return Response(status=target.status, headers={"Location": target.url})

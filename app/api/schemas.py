@@ -2,23 +2,60 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from flask import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from app.errors import InvalidInput, MalformedJson, MissingBody, UnsupportedMediaType
 from app.services.links import MAX_PAGE_SIZE
 
 Shape = TypeVar("Shape", bound=BaseModel)
 
+Alias = Annotated[
+    StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{3,64}$", description="Custom code: 3-64 of A-Z a-z 0-9 _ -")
+]
+Title = Annotated[StrictStr, Field(max_length=200)]
+PositiveInt = Annotated[StrictInt, Field(ge=1, le=2**62)]
+RedirectType = Literal[301, 302, 307, 308]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-class ShortenRequest(BaseModel):
-    """Body of POST /shorten."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused."""
 
-    url: str = Field(description="Absolute http(s) URL to shorten.")
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateLinkRequest(Body):
+    """Body of POST /shorten and POST /urls."""
+
+    url: StrictStr = Field(description="Absolute http(s) URL to shorten.")
+    alias: Alias | None = None
+    title: Title | None = None
+    expires_at: AwareDatetime | None = Field(None, description="ISO 8601 with a timezone, in the future.")
+    max_clicks: PositiveInt | None = None
+    redirect_type: RedirectType | None = None
+
+
+class UpdateLinkRequest(Body):
+    """Body of PATCH /urls/<code>: only the fields sent change; null clears an optional field."""
+
+    url: StrictStr | None = None
+    title: Title | None = None
+    expires_at: AwareDatetime | None = None
+    max_clicks: PositiveInt | None = None
+    redirect_type: RedirectType | None = None
+    is_active: StrictBool | None = None
 
 
 class ListLinksQuery(BaseModel):
@@ -28,6 +65,32 @@ class ListLinksQuery(BaseModel):
 
     limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE, description="Links per page.")
     cursor: str | None = Field(None, max_length=64, description="Opaque cursor from the Link header.")
+    active: bool | None = Field(None, description="Only links that redirect now (true) or not (false).")
+    q: str | None = Field(None, max_length=200, description="Search in target URL and title.")
+    owner: int | None = Field(None, ge=1, description="Admins: only this user's links.")
+
+
+class CreateKeyRequest(Body):
+    """Body of POST /keys."""
+
+    name: Annotated[StrictStr, Field(max_length=100)] = ""
+    expires_at: AwareDatetime | None = None
+    user_id: PositiveInt | None = Field(None, description="Admins: issue the key for this user.")
+
+
+class ListKeysQuery(BaseModel):
+    """Query string of GET /keys."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: int | None = Field(None, ge=1)
+
+
+class CreateUserRequest(Body):
+    """Body of POST /users."""
+
+    name: Name
+    role: Literal["admin", "user"] = "user"
 
 
 def parse_json(request: Request, shape: type[Shape]) -> Shape:
@@ -59,7 +122,7 @@ def _validate(shape: type[Shape], data: dict) -> Shape:
 
 
 def _location(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc) or "body"
+    return str(loc[0]) if loc else "body"  # bodies are flat: the field name is the location
 
 
 def _message(error: dict) -> str:

@@ -8,7 +8,8 @@ import string
 
 from app.models.link import MAX_CODE_LENGTH
 
-ALPHABET = string.ascii_letters + string.digits
+ALPHABET = string.ascii_letters + string.digits  # generated codes: base62
+CODE_CHARS = ALPHABET + "_-"  # custom aliases may also use '_' and '-'
 
 # Paths the service routes itself; a code must never shadow one of them.
 RESERVED_CODES = frozenset(
@@ -17,7 +18,7 @@ RESERVED_CODES = frozenset(
 
 # The shape of any stored code, as a regex usable by the router (no anchors) and by fullmatch.
 CODE_PATTERN = (
-    rf"(?!(?:{'|'.join(sorted(RESERVED_CODES))})(?![^/]))[{re.escape(ALPHABET)}]{{1,{MAX_CODE_LENGTH}}}"
+    rf"(?!(?:{'|'.join(sorted(RESERVED_CODES))})(?![^/]))[{re.escape(CODE_CHARS)}]{{1,{MAX_CODE_LENGTH}}}"
 )
 _CODE_SHAPE = re.compile(CODE_PATTERN)
 

@@ -1,4 +1,4 @@
-"""Creating, resolving and listing links."""
+"""Links: creating, resolving for a redirect, reading, editing, deleting and listing."""
 
 from __future__ import annotations
 
@@ -6,17 +6,41 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from peewee import IntegrityError
+from peewee import Expression, IntegrityError
 
 from app.config import Settings
 from app.db import db, utcnow
-from app.errors import CodeSpaceExhausted, InvalidInput, LinkNotFound
+from app.errors import (
+    AliasTaken,
+    CodeSpaceExhausted,
+    Forbidden,
+    InvalidInput,
+    LinkGone,
+    LinkNotFound,
+    Unauthorized,
+)
 from app.models import Link
-from app.services.codes import generate_code, is_well_formed
+from app.services.api_keys import Principal
+from app.services.clicks import ClickCounter
+from app.services.codes import RESERVED_CODES, generate_code, is_well_formed
 from app.services.urls import normalize_url
 
 MAX_PAGE_SIZE = 1000
+EDITABLE = ("url", "title", "expires_at", "max_clicks", "redirect_type", "is_active")
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """What a client may set when creating a link."""
+
+    url: str
+    alias: str | None = None
+    title: str | None = None
+    expires_at: datetime | None = None
+    max_clicks: int | None = None
+    redirect_type: int | None = None
 
 
 @dataclass(frozen=True)
@@ -27,47 +51,230 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """Where a code sends the client, and with which status."""
+
+    link_id: int
+    url: str
+    status: int
+
+
 def create_link(
-    raw_url: str,
+    new: NewLink,
     settings: Settings,
     *,
+    principal: Principal | None = None,
     own_netlocs: frozenset[str] = frozenset(),
     now: datetime | None = None,
 ) -> Link:
-    """Validate `raw_url` and store it under a fresh random code; the row is committed on return."""
-    target = normalize_url(raw_url, max_length=settings.max_url_length, own_netlocs=own_netlocs)
-    created_at = now or utcnow()
+    """Validate and store a link (committed on return), under its alias or a fresh random code."""
+    if principal is None and not settings.anonymous_shorten:
+        raise Unauthorized("Anonymous shortening is disabled: send an API key.")
+    now = now or utcnow()
+    fields = {
+        "target_url": normalize_url(new.url, max_length=settings.max_url_length, own_netlocs=own_netlocs),
+        "title": new.title,
+        "expires_at": _future(new.expires_at, now),
+        "max_clicks": new.max_clicks,
+        "redirect_type": new.redirect_type,
+        "owner": principal.user_id if principal else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if new.alias is not None:
+        return _insert_alias(new.alias, fields)
     for _ in range(settings.code_attempts):
-        code = generate_code(settings.code_length)
         try:
-            with db.atomic():  # a savepoint when nested, so one collision does not abort the rest
-                return Link.create(code=code, target_url=target, created_at=created_at)
+            return _insert(generate_code(settings.code_length), fields)
         except IntegrityError:
             continue  # the database says the code is taken: draw again
     raise CodeSpaceExhausted()
 
 
-def resolve_target(code: str) -> str:
-    """The target URL of `code`; malformed codes are refused without a query."""
+def _insert(code: str, fields: dict[str, Any]) -> Link:
+    with db.atomic():  # a savepoint when nested, so one collision does not abort the caller
+        return Link.create(code=code, **fields)
+
+
+def _insert_alias(alias: str, fields: dict[str, Any]) -> Link:
+    if alias.lower() in RESERVED_CODES:
+        raise InvalidInput(f"alias {alias!r} is reserved; choose another one", field="alias")
+    try:
+        return _insert(alias, fields)
+    except IntegrityError:
+        raise AliasTaken(f"The alias {alias!r} is already taken; choose another one.") from None
+
+
+def resolve_for_redirect(
+    code: str, settings: Settings, clicks: ClickCounter, *, now: datetime | None = None
+) -> Redirect:
+    """Where `code` redirects now; LinkNotFound for unknown codes, LinkGone for dead links.
+
+    One indexed read; the click is not counted here (see `count_click`).
+    """
     if not is_well_formed(code):
         raise LinkNotFound()
-    row = Link.select(Link.target_url).where(Link.code == code).tuples().first()
+    row = (
+        Link.select(
+            Link.id,
+            Link.target_url,
+            Link.redirect_type,
+            Link.is_active,
+            Link.expires_at,
+            Link.max_clicks,
+            Link.click_count,
+            Link.deleted_at,
+        )
+        .where(Link.code == code)
+        .tuples()
+        .first()
+    )
     if row is None:
         raise LinkNotFound()
-    return row[0]
+    link_id, url, redirect_type, is_active, expires_at, max_clicks, click_count, deleted_at = row
+    if deleted_at is not None or not is_active:
+        raise LinkGone()
+    if expires_at is not None and expires_at <= (now or utcnow()):
+        raise LinkGone("This short link has expired.")
+    if max_clicks is not None and click_count + clicks.pending(link_id) >= max_clicks:
+        raise LinkGone("This short link has reached its click limit.")
+    return Redirect(link_id, url, redirect_type or settings.default_redirect_status)
 
 
-def list_links(limit: int, cursor: str | None = None) -> Page:
-    """Links newest first, keyset-paginated on the primary key so every page costs the same."""
+def link_state(link: Link, now: datetime | None = None) -> str:
+    """`active`, `inactive` (deactivated), `expired` or `exhausted` (click limit reached)."""
+    if not link.is_active:
+        return "inactive"
+    if link.expires_at is not None and link.expires_at <= (now or utcnow()):
+        return "expired"
+    if link.max_clicks is not None and link.click_count >= link.max_clicks:
+        return "exhausted"
+    return "active"
+
+
+def get_link(code: str, principal: Principal | None) -> Link:
+    """A link the caller may see: anonymous links are public, owned ones only to owner and admins."""
+    link = (
+        Link.select().where(Link.code == code, Link.deleted_at.is_null()).first()
+        if is_well_formed(code)
+        else None
+    )
+    if link is None or not _can_see(link, principal):
+        raise LinkNotFound()
+    return link
+
+
+def update_link(
+    code: str,
+    changes: dict[str, Any],
+    settings: Settings,
+    principal: Principal | None,
+    *,
+    own_netlocs: frozenset[str] = frozenset(),
+    now: datetime | None = None,
+) -> Link:
+    """Apply `changes` (a subset of EDITABLE; None clears optional fields) to an editable link."""
+    link = _editable(code, principal)
+    now = now or utcnow()
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    if "url" in changes:
+        link.target_url = normalize_url(
+            changes.pop("url"), max_length=settings.max_url_length, own_netlocs=own_netlocs
+        )
+    if changes.get("is_active", True) is None:
+        raise InvalidInput("is_active must be true or false", field="is_active")
+    if "expires_at" in changes:
+        changes["expires_at"] = _future(changes["expires_at"], now)
+    for name, value in changes.items():
+        setattr(link, name, value)
+    link.updated_at = now
+    link.save()
+    return link
+
+
+def delete_link(code: str, principal: Principal | None, *, now: datetime | None = None) -> None:
+    """Delete an editable link, keeping a tombstone so that its code is never reused."""
+    link = _editable(code, principal)
+    now = now or utcnow()
+    (
+        Link.update(deleted_at=now, updated_at=now, is_active=False, target_url="", title=None)
+        .where(Link.id == link.id)
+        .execute()
+    )
+
+
+def list_links(
+    principal: Principal | None,
+    settings: Settings,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    active: bool | None = None,
+    q: str | None = None,
+    owner: int | None = None,
+    now: datetime | None = None,
+) -> Page:
+    """Links newest first, keyset-paginated on the primary key so every page costs the same.
+
+    Admins see every link (or one owner's with `owner`), users their own, anonymous callers the
+    anonymous links.
+    """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
-    query = Link.select().order_by(Link.id.desc()).limit(limit + 1)
+    query = Link.select().where(Link.deleted_at.is_null(), _visible_to(principal, settings, owner))
+    if active is not None:
+        query = query.where(_live(now or utcnow()) if active else ~_live(now or utcnow()))
+    if q:
+        query = query.where(Link.target_url.contains(q) | Link.title.contains(q))
     if cursor:
         query = query.where(Link.id < decode_cursor(cursor))
-    links = list(query)
+    links = list(query.order_by(Link.id.desc()).limit(limit + 1))
     if len(links) <= limit:
         return Page(links, None)
     return Page(links[:limit], encode_cursor(links[limit - 1].id))
+
+
+def _visible_to(principal: Principal | None, settings: Settings, owner: int | None) -> Expression:
+    if owner is not None and (principal is None or not principal.is_admin):
+        raise Forbidden("Only admins can filter by owner.")
+    if principal is None:
+        if not settings.anonymous_shorten:
+            raise Unauthorized("Anonymous access is disabled: send an API key.")
+        return Link.owner.is_null()
+    if principal.is_admin:
+        return Link.owner == owner if owner is not None else Link.id.is_null(False)
+    return Link.owner == principal.user_id
+
+
+def _live(now: datetime) -> Expression:
+    """SQL for "this link redirects now" (same rules as link_state)."""
+    not_expired = Link.expires_at.is_null() | (Link.expires_at > now)
+    not_exhausted = Link.max_clicks.is_null() | (Link.click_count < Link.max_clicks)
+    return (Link.is_active == True) & not_expired & not_exhausted  # noqa: E712 (SQL, not Python)
+
+
+def _can_see(link: Link, principal: Principal | None) -> bool:
+    if link.owner_id is None:
+        return True
+    return principal is not None and (principal.is_admin or principal.user_id == link.owner_id)
+
+
+def _editable(code: str, principal: Principal | None) -> Link:
+    if principal is None:
+        raise Unauthorized()
+    link = get_link(code, principal)
+    if not principal.is_admin and link.owner_id != principal.user_id:
+        raise Forbidden("Anonymous links can only be changed by an admin.")
+    return link
+
+
+def _future(expires_at: datetime | None, now: datetime) -> datetime | None:
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("expires_at must be in the future", field="expires_at")
+    return expires_at
 
 
 def encode_cursor(last_id: int) -> str:

@@ -21,7 +21,7 @@ def test_unknown_route_is_404_json(client, path):
     ("method", "path", "allowed"),
     [
         ("get", "/shorten", {"POST", "OPTIONS"}),
-        ("delete", "/urls", {"GET", "HEAD", "OPTIONS"}),
+        ("delete", "/urls", {"GET", "HEAD", "POST", "OPTIONS"}),
         ("put", "/health", {"GET", "HEAD", "OPTIONS"}),
         ("post", "/abcdefg", {"GET", "HEAD", "OPTIONS"}),
         ("patch", "/livez", {"GET", "HEAD", "OPTIONS"}),

@@ -18,7 +18,8 @@ def test_shorten_valid_url_returns_201_with_link(client):
     response = shorten(client, "https://example.com/a/b?c=d#e")
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"short_code", "short_url", "original_url", "created_at"}
+    assert {"short_code", "short_url", "original_url", "created_at"} <= set(body)
+    assert body["state"] == "active" and body["click_count"] == 0 and body["owner_id"] is None
     assert body["original_url"] == "https://example.com/a/b?c=d#e"
     assert body["short_url"] == f"http://localhost/{body['short_code']}"
     assert len(body["short_code"]) == 7 and set(body["short_code"]) <= set(ALPHABET)

@@ -23,11 +23,13 @@ def test_generate_code_never_returns_a_reserved_word(monkeypatch):
     assert codes.generate_code(7) == "abcdefg"
 
 
-@pytest.mark.parametrize("code", ["a", "Abc1234", "Z" * 64])
+@pytest.mark.parametrize("code", ["a", "Abc1234", "Z" * 64, "my-alias_2", "Health"])
 def test_is_well_formed_accepts_alphabet_codes(code):
     assert codes.is_well_formed(code)
 
 
-@pytest.mark.parametrize("code", ["", "a" * 65, "abc-12", "ab c", "ab/c", "é", "a\n", "1;DROP"])
+@pytest.mark.parametrize(
+    "code", ["", "a" * 65, "abc.12", "ab c", "ab/c", "é", "a\n", "1;DROP", "health", "urls"]
+)
 def test_is_well_formed_refuses_other_codes(code):
     assert not codes.is_well_formed(code)

@@ -52,8 +52,14 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> None:
-        self.process = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=self.env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "run.py"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -85,7 +91,8 @@ class Service:
             raw = response.read()
             elapsed = time.monotonic() - started
             is_json = response.getheader("Content-Type", "").startswith("application/json")
-            return Reply(response.status, dict(response.getheaders()),
-                         json.loads(raw) if is_json else None, elapsed)
+            return Reply(
+                response.status, dict(response.getheaders()), json.loads(raw) if is_json else None, elapsed
+            )
         finally:
             connection.close()

@@ -41,8 +41,12 @@ def test_outage_gives_fast_503_then_recovers_without_restart_and_loses_nothing(c
             acked[reply.body["short_code"]] = reply.body["original_url"]
 
         cluster.stop()
-        down = [service.call("GET", "/health"), service.call("POST", "/shorten", {"url": "https://x.org"}),
-                service.call("GET", f"/{next(iter(acked))}"), service.call("GET", "/urls")]
+        down = [
+            service.call("GET", "/health"),
+            service.call("POST", "/shorten", {"url": "https://x.org"}),
+            service.call("GET", f"/{next(iter(acked))}"),
+            service.call("GET", "/urls"),
+        ]
         for reply in down:
             assert reply.status == 503, reply
             assert reply.body["code"] == "database_unavailable"
@@ -61,5 +65,7 @@ def test_outage_gives_fast_503_then_recovers_without_restart_and_loses_nothing(c
             assert (reply.status, reply.headers["Location"]) == (302, url)
     finally:
         assert service.stop() == 0, service.output
-    print(f"\noutage: slowest 503 {max(r.seconds for r in down) * 1000:.1f} ms; "
-          f"health green {recovered_in * 1000:.0f} ms after the database was back")
+    print(
+        f"\noutage: slowest 503 {max(r.seconds for r in down) * 1000:.1f} ms; "
+        f"health green {recovered_in * 1000:.0f} ms after the database was back"
+    )

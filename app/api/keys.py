@@ -1,0 +1,34 @@
+"""API keys: issue, list and revoke."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.api.http import key_json, require_principal
+from app.api.schemas import CreateKeyRequest, ListKeysQuery, parse_json, parse_query
+from app.services import api_keys
+
+bp = Blueprint("keys", __name__)
+
+
+@bp.post("/keys")
+def create() -> tuple[Response, int]:
+    """Issue a key; the secret is in this response only."""
+    principal = require_principal()
+    body = parse_json(request, CreateKeyRequest)
+    key, secret = api_keys.issue_key(principal, **body.model_dump())
+    return jsonify(key_json(key, secret)), 201
+
+
+@bp.get("/keys")
+def list_keys() -> Response:
+    """The caller's keys (admins: all, or one user's with ?user_id=)."""
+    query = parse_query(request, ListKeysQuery)
+    return jsonify([key_json(key) for key in api_keys.list_keys(require_principal(), **query.model_dump())])
+
+
+@bp.delete("/keys/<int:key_id>")
+def revoke(key_id: int) -> tuple[str, int]:
+    """Revoke a key; it stops working at once."""
+    api_keys.revoke_key(require_principal(), key_id)
+    return "", 204
