@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from app import create_app, migrate
 from app.config import Settings
 from app.db import db
+from app.services.clicks import ClickCounter
 
 
 def _recreate_postgres_database(url: str) -> None:
@@ -56,7 +57,11 @@ def app(settings: Settings) -> Iterator[Flask]:
 
 @pytest.fixture(autouse=True)
 def _rollback(app: Flask) -> Iterator[None]:
-    """Run each test in a transaction that is rolled back, so tests never see each other's rows."""
+    """Run each test in a transaction that is rolled back, so tests never see each other's rows.
+
+    The click buffer is fresh too: counts buffered by one test must not land in another's rows.
+    """
+    app.extensions["clicks"] = ClickCounter(background=False)
     db.connect(reuse_if_open=True)
     with db.atomic() as transaction:
         yield

@@ -10,12 +10,24 @@ from app.services.api_keys import create_key
 from app.services.codes import generate_code
 
 
-def make_link(target_url: str = "https://example.com/page", *, code: str | None = None,
-              created_at: datetime | None = None, owner: User | None = None, **fields) -> Link:
+def make_link(
+    target_url: str = "https://example.com/page",
+    *,
+    code: str | None = None,
+    created_at: datetime | None = None,
+    owner: User | None = None,
+    **fields,
+) -> Link:
     """Insert a link directly, bypassing the service rules."""
     created_at = created_at or utcnow()
-    return Link.create(code=code or generate_code(7), target_url=target_url, created_at=created_at,
-                       updated_at=created_at, owner=owner, **fields)
+    return Link.create(
+        code=code or generate_code(7),
+        target_url=target_url,
+        created_at=created_at,
+        updated_at=created_at,
+        owner=owner,
+        **fields,
+    )
 
 
 def make_user(name: str = "alice", *, role: str = "user") -> User:

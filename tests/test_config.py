@@ -72,11 +72,27 @@ def test_values_are_parsed_and_trimmed():
         ({"DATABASE_NAME": "x", "DATABASE_PORT": "port"}, "DATABASE_PORT"),
         ({"DB_POOL_SIZE": "0"}, "DB_POOL_SIZE"),
         ({"MAX_URL_LENGTH": "60000"}, "MAX_REQUEST_BYTES"),
+        ({"ANONYMOUS_SHORTEN": "maybe"}, "ANONYMOUS_SHORTEN"),
+        ({"INITIAL_API_KEY": "too-short"}, "INITIAL_API_KEY"),
+        ({"CLICK_FLUSH_INTERVAL_MS": "0"}, "CLICK_FLUSH_INTERVAL_MS"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("false", False), ("0", False), ("No", False), ("TRUE", True), ("on", True)]
+)
+def test_anonymous_shorten_parses_booleans(raw, expected):
+    assert Settings.from_env({"ANONYMOUS_SHORTEN": raw}).anonymous_shorten is expected
+
+
+def test_initial_api_key_is_kept_out_of_repr():
+    settings = Settings.from_env({"INITIAL_API_KEY": "s" * 40, "CLICK_FLUSH_INTERVAL_MS": "250"})
+    assert settings.initial_api_key == "s" * 40 and "s" * 40 not in repr(settings)
+    assert settings.click_flush_interval == 0.25
 
 
 def test_reads_os_environ_by_default(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ def test_setup_db_applies_migrations_then_reports_up_to_date(tmp_path):
     first = subprocess.run(
         [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    assert "applied: 0001_create_link" in first.stdout
+    assert "applied: 0001_create_link, 0002_link_management" in first.stdout
     second = subprocess.run(
         [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
@@ -28,18 +29,29 @@ def test_setup_db_fails_naming_a_bad_variable(tmp_path):
     assert result.returncode != 0 and "SHORT_CODE_LENGTH" in result.stderr
 
 
-def test_run_py_migrates_and_serves_until_sigterm(tmp_path):
-    service = Service(service_env(tmp_path, WEB_CONCURRENCY="1"))
+def test_run_py_migrates_and_serves_until_sigterm_then_flushes_clicks(tmp_path):
+    admin_key = "initial-admin-key-" + "x" * 30
+    # A one-minute flush interval: only the shutdown flush can write the clicks in time.
+    env = service_env(
+        tmp_path, WEB_CONCURRENCY="1", INITIAL_API_KEY=admin_key, CLICK_FLUSH_INTERVAL_MS="60000"
+    )
+    service = Service(env)
     service.start()
     try:
         health = service.call("GET", "/health")
         created = service.call("POST", "/shorten", {"url": "https://example.com/run"})
-        followed = service.call("GET", f"/{created.body['short_code']}")
+        code = created.body["short_code"]
+        followed = [service.call("GET", f"/{code}") for _ in range(3)]
+        users = service.call("GET", "/users", headers={"Authorization": f"Bearer {admin_key}"})
     finally:
         returncode = service.stop()
     assert (health.status, health.body["database"]) == (200, "ok")
     assert created.status == 201 and created.body["short_url"].startswith(service.base)
-    assert followed.status == 302 and followed.headers["Location"] == "https://example.com/run"
+    assert {(r.status, r.headers["Location"]) for r in followed} == {(302, "https://example.com/run")}
+    assert users.status == 200 and [u["name"] for u in users.body] == ["admin"]
     assert returncode == 0, service.output
-    assert "migrations applied: 0001_create_link" in service.output
+    assert "migrations applied: 0001_create_link, 0002_link_management" in service.output
     assert "Traceback" not in service.output
+    with sqlite3.connect(tmp_path / "svc.sqlite3") as stored:
+        clicks = stored.execute("SELECT click_count FROM link WHERE code = ?", (code,)).fetchone()[0]
+    assert clicks == 3

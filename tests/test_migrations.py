@@ -46,3 +46,32 @@ def test_cli_status_exits_1_with_pending_migrations(app, tmp_path, monkeypatch):
     monkeypatch.setattr(db, "obj", fresh)
     result = app.test_cli_runner().invoke(args=["db", "status"])
     assert result.exit_code == 1 and "pending: 0001_create_link" in result.output
+
+
+def test_upgrade_from_first_schema_keeps_existing_links(tmp_path):
+    old = SqliteDatabase(str(tmp_path / "old.sqlite3"))
+    runner = migrate.runner(old)
+    with old.connection_context():
+        runner.up(target="0001_create_link")
+        old.execute_sql(
+            "INSERT INTO link (code, target_url, created_at) VALUES "
+            "('keepme1', 'https://example.com/kept', '2025-01-01 00:00:00.000000+00:00')"
+        )
+        assert migrate.upgrade(old) == ["0002_link_management"]
+        row = old.execute_sql(
+            "SELECT code, target_url, created_at, updated_at, is_active, click_count, "
+            "owner_id, deleted_at FROM link"
+        ).fetchone()
+    assert row[:3] == ("keepme1", "https://example.com/kept", "2025-01-01 00:00:00.000000+00:00")
+    assert row[3] == row[2]  # updated_at back-filled from created_at
+    assert tuple(row[4:]) == (1, 0, None, None)
+
+
+def test_link_management_migration_reverts_cleanly(tmp_path):
+    database = SqliteDatabase(str(tmp_path / "down.sqlite3"))
+    with database.connection_context():
+        migrate.upgrade(database)
+        assert migrate.runner(database).down() == ["0002_link_management"]
+        assert "app_user" not in database.get_tables()
+        assert {c.name for c in database.get_columns("link")} == {"id", "code", "target_url", "created_at"}
+        assert migrate.upgrade(database) == ["0002_link_management"]

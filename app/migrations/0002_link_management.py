@@ -66,6 +66,7 @@ def up(migrator, db):
 def down(migrator, db):
     migrator.migrate(
         migrator.drop_index("link", "link_owner_id_id"),
+        migrator.drop_index("link", "link_owner_id"),
         *[
             migrator.drop_column("link", column)
             for column in (

@@ -79,11 +79,18 @@ class Service:
         self.output, _ = self.process.communicate(timeout=30)
         return self.process.returncode
 
-    def call(self, method: str, path: str, payload: dict | None = None, timeout: float = 10) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        payload: dict | None = None,
+        timeout: float = 10,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         """One HTTP request on a fresh connection; redirects are not followed."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         body = json.dumps(payload) if payload is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
         started = time.monotonic()
         try:
             connection.request(method, path, body=body, headers=headers)
