@@ -2,19 +2,12 @@
 
 import sys
 
-from dotenv import load_dotenv
-
 
 def main() -> None:
-    load_dotenv()
-    from app.bootstrap import prepare_database
-    from app.config import ConfigError, Settings
+    from app.bootstrap import prepare_database, settings_from_env_or_exit
     from app.logs import configure_logging
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        sys.exit(f"configuration error: {error}")
+    settings = settings_from_env_or_exit()
     configure_logging(settings.log_level)
     applied = prepare_database(settings)
     print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)

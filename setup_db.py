@@ -1,20 +1,10 @@
-"""Apply pending schema migrations to the configured database (same code path as the CLI)."""
-
-import sys
-
-from dotenv import load_dotenv
+"""Apply pending schema migrations (and INITIAL_API_KEY) to the configured database."""
 
 
 def main() -> None:
-    load_dotenv()
-    from app.bootstrap import prepare_database
-    from app.config import ConfigError, Settings
+    from app.bootstrap import prepare_database, settings_from_env_or_exit
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        sys.exit(f"configuration error: {error}")
-    applied = prepare_database(settings)
+    applied = prepare_database(settings_from_env_or_exit())
     print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 

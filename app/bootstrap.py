@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from app.config import Settings
+import sys
+
+from app.config import ConfigError, Settings
 from app.db import connected, db, make_database
 from app.migrate import upgrade
 from app.services.users import ensure_initial_admin
@@ -17,3 +19,14 @@ def prepare_database(settings: Settings) -> list[str]:
         if settings.initial_api_key:
             ensure_initial_admin(settings.initial_api_key)
     return applied
+
+
+def settings_from_env_or_exit() -> Settings:
+    """For entry points: load .env, then read the settings, exiting with the variable's name if bad."""
+    from dotenv import load_dotenv
+
+    load_dotenv()
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        sys.exit(f"configuration error: {error}")
