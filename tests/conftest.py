@@ -15,15 +15,16 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 from flask import Flask
+from peewee import Database
 from flask.testing import FlaskClient
 
 from app import create_app, migrate
 from app.config import Settings
-from app.db import db
+from app.db import db, make_database
 from app.services.clicks import ClickCounter
 
 
-def _recreate_postgres_database(url: str) -> None:
+def _recreate_postgres_database(url: str, *, create: bool = True) -> None:
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
@@ -31,7 +32,8 @@ def _recreate_postgres_database(url: str) -> None:
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            cursor.execute(f'CREATE DATABASE "{name}"')
     connection.close()
 
 
@@ -44,6 +46,24 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
     return Settings(database_url=url, click_flush_interval=0)  # tests flush clicks explicitly
+
+
+@pytest.fixture
+def scratch_database(settings: Settings, tmp_path) -> Iterator[Database]:
+    """An empty database of the backend under test, separate from the shared test database."""
+    if settings.is_postgres:
+        parts = urlsplit(settings.database_url)
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path + "_scratch", "", ""))
+        _recreate_postgres_database(url)
+    else:
+        url = f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+    database = make_database(replace(settings, database_url=url))
+    yield database
+    if settings.is_postgres:
+        database.close_all()
+        _recreate_postgres_database(url, create=False)
+    else:
+        database.close()
 
 
 @pytest.fixture(scope="session")
