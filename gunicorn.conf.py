@@ -4,9 +4,15 @@ import multiprocessing
 import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+# One process per core: on 2 cores, 4 or 8 processes measured no faster and cost ~25-40 MiB each
+# (docs/PERFORMANCE.md).
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly.
+# With one shared socket, gthread workers race to accept and one often takes most keep-alive
+# connections, halving throughput (measured: docs/PERFORMANCE.md).
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() != "false"
 preload_app = True  # the app opens no connection at import, so forking after loading is safe
 keepalive = 5
 timeout = 30

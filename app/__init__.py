@@ -13,11 +13,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import cli, db, errors
     from app.api import keys, links, ops, redirect, users
     from app.services.clicks import ClickCounter
+    from app.services.link_cache import LinkCache
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["settings"] = settings
+    app.extensions["link_cache"] = LinkCache(settings.redirect_cache_size, settings.redirect_cache_ttl)
     app.extensions["clicks"] = ClickCounter(
         interval=settings.click_flush_interval, background=settings.click_flush_interval > 0
     )

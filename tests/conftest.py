@@ -15,13 +15,14 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 from flask import Flask
-from peewee import Database
 from flask.testing import FlaskClient
+from peewee import Database
 
 from app import create_app, migrate
 from app.config import Settings
 from app.db import db, make_database
 from app.services.clicks import ClickCounter
+from app.services.link_cache import LinkCache
 
 
 def _recreate_postgres_database(url: str, *, create: bool = True) -> None:
@@ -82,6 +83,7 @@ def _rollback(app: Flask) -> Iterator[None]:
     The click buffer is fresh too: counts buffered by one test must not land in another's rows.
     """
     app.extensions["clicks"] = ClickCounter(background=False)
+    app.extensions["link_cache"] = LinkCache(app.extensions["settings"].redirect_cache_size)
     db.connect(reuse_if_open=True)
     with db.atomic() as transaction:
         yield

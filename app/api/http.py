@@ -13,6 +13,7 @@ from app.models import ApiKey, Link, User
 from app.services import api_keys
 from app.services.api_keys import Principal
 from app.services.clicks import ClickCounter
+from app.services.link_cache import LinkCache
 from app.services.links import link_state
 from app.services.urls import netloc_key
 
@@ -25,6 +26,11 @@ def settings() -> Settings:
 def clicks() -> ClickCounter:
     """This process's click counter."""
     return current_app.extensions["clicks"]
+
+
+def link_cache() -> LinkCache:
+    """This process's redirect cache."""
+    return current_app.extensions["link_cache"]
 
 
 def current_principal() -> Principal | None:

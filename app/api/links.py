@@ -6,7 +6,15 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.api.http import current_principal, link_json, own_netlocs, public_base, require_principal, settings
+from app.api.http import (
+    current_principal,
+    link_cache,
+    link_json,
+    own_netlocs,
+    public_base,
+    require_principal,
+    settings,
+)
 from app.api.schemas import CreateLinkRequest, ListLinksQuery, UpdateLinkRequest, parse_json, parse_query
 from app.services import links
 
@@ -22,6 +30,7 @@ def create() -> tuple[Response, int]:
         links.NewLink(**body.model_dump()),
         settings(),
         principal=current_principal(),
+        cache=link_cache(),
         own_netlocs=own_netlocs(),
     )
     response = jsonify(link_json(link, public_base()))
@@ -53,12 +62,14 @@ def update(code: str) -> Response:
     """Change a link's target, title, expiry, click limit, redirect type or active flag."""
     principal = require_principal()
     changes = parse_json(request, UpdateLinkRequest).model_dump(exclude_unset=True)
-    link = links.update_link(code, changes, settings(), principal, own_netlocs=own_netlocs())
+    link = links.update_link(
+        code, changes, settings(), principal, own_netlocs=own_netlocs(), cache=link_cache()
+    )
     return jsonify(link_json(link, public_base()))
 
 
 @bp.delete("/urls/<code>")
 def delete(code: str) -> tuple[str, int]:
     """Delete a link; its code is never handed out again."""
-    links.delete_link(code, require_principal())
+    links.delete_link(code, require_principal(), cache=link_cache())
     return "", 204

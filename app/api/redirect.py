@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 from werkzeug.routing import BaseConverter
 
-from app.api.http import clicks, settings
+from app.api.http import clicks, link_cache, settings
 from app.services.codes import CODE_PATTERN
 from app.services.links import resolve_for_redirect
 
@@ -26,7 +26,7 @@ def follow(code: str) -> Response:
     404 for unknown codes, 410 for deactivated, expired, used-up or deleted links. HEAD is not a click.
     """
     counter = clicks()
-    target = resolve_for_redirect(code, settings(), counter)
+    target = resolve_for_redirect(code, settings(), counter, link_cache())
     if request.method == "GET":
         counter.record(target.link_id)
     return Response(status=target.status, headers={"Location": target.url})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from app.models import Link
 from app.services.api_keys import Principal
 from app.services.clicks import ClickCounter
 from app.services.codes import RESERVED_CODES, generate_code, is_well_formed
+from app.services.link_cache import UNCACHED, LinkCache
 from app.services.urls import normalize_url
 
 MAX_PAGE_SIZE = 1000
@@ -67,6 +69,7 @@ def create_link(
     principal: Principal | None = None,
     own_netlocs: frozenset[str] = frozenset(),
     now: datetime | None = None,
+    cache: LinkCache | None = None,
 ) -> Link:
     """Validate and store a link (committed on return), under its alias or a fresh random code."""
     if principal is None and not settings.anonymous_shorten:
@@ -82,14 +85,23 @@ def create_link(
         "created_at": now,
         "updated_at": now,
     }
-    if new.alias is not None:
-        return _insert_alias(new.alias, fields)
+    link = _insert_alias(new.alias, fields) if new.alias is not None else _insert_random(settings, fields)
+    _forget(cache, link.code)  # drop a cached "no such code" (an alias probed before it existed)
+    return link
+
+
+def _insert_random(settings: Settings, fields: dict[str, Any]) -> Link:
     for _ in range(settings.code_attempts):
         try:
             return _insert(generate_code(settings.code_length), fields)
         except IntegrityError:
             continue  # the database says the code is taken: draw again
     raise CodeSpaceExhausted()
+
+
+def _forget(cache: LinkCache | None, code: str) -> None:
+    if cache is not None:
+        cache.invalidate(code)
 
 
 def _insert(code: str, fields: dict[str, Any]) -> Link:
@@ -107,29 +119,19 @@ def _insert_alias(alias: str, fields: dict[str, Any]) -> Link:
 
 
 def resolve_for_redirect(
-    code: str, settings: Settings, clicks: ClickCounter, *, now: datetime | None = None
+    code: str, settings: Settings, clicks: ClickCounter, cache: LinkCache, *, now: datetime | None = None
 ) -> Redirect:
     """Where `code` redirects now; LinkNotFound for unknown codes, LinkGone for dead links.
 
-    One indexed read; the click is not counted here (see `count_click`).
+    Served from the per-process cache when possible, else one indexed read with pre-rendered SQL
+    (then cached). Expiry and click limits are checked on every call; the caller counts the click.
     """
     if not is_well_formed(code):
         raise LinkNotFound()
-    row = (
-        Link.select(
-            Link.id,
-            Link.target_url,
-            Link.redirect_type,
-            Link.is_active,
-            Link.expires_at,
-            Link.max_clicks,
-            Link.click_count,
-            Link.deleted_at,
-        )
-        .where(Link.code == code)
-        .tuples()
-        .first()
-    )
+    row = cache.get(code)
+    if row is UNCACHED:
+        row = _load_redirect_row(code)
+        cache.put(code, row)
     if row is None:
         raise LinkNotFound()
     link_id, url, redirect_type, is_active, expires_at, max_clicks, click_count, deleted_at = row
@@ -140,6 +142,29 @@ def resolve_for_redirect(
     if max_clicks is not None and click_count + clicks.pending(link_id) >= max_clicks:
         raise LinkGone("This short link has reached its click limit.")
     return Redirect(link_id, url, redirect_type or settings.default_redirect_status)
+
+
+def _load_redirect_row(code: str) -> tuple | None:
+    row = db.execute_sql(_redirect_sql(type(db.obj)), (code,)).fetchone()
+    if row is None or row[4] is None:
+        return row
+    return (*row[:4], Link.expires_at.python_value(row[4]), *row[5:])  # aware UTC once, not per hit
+
+
+@functools.cache
+def _redirect_sql(_database_type: type) -> str:
+    """The redirect lookup, rendered once per database type: the hot path skips query building."""
+    query = Link.select(
+        Link.id,
+        Link.target_url,
+        Link.redirect_type,
+        Link.is_active,
+        Link.expires_at,
+        Link.max_clicks,
+        Link.click_count,
+        Link.deleted_at,
+    ).where(Link.code == "")
+    return query.sql()[0]
 
 
 def link_state(link: Link, now: datetime | None = None) -> str:
@@ -173,6 +198,7 @@ def update_link(
     *,
     own_netlocs: frozenset[str] = frozenset(),
     now: datetime | None = None,
+    cache: LinkCache | None = None,
 ) -> Link:
     """Apply `changes` (a subset of EDITABLE; None clears optional fields) to an editable link."""
     link = _editable(code, principal)
@@ -192,10 +218,13 @@ def update_link(
         setattr(link, name, value)
     link.updated_at = now
     link.save()
+    _forget(cache, link.code)
     return link
 
 
-def delete_link(code: str, principal: Principal | None, *, now: datetime | None = None) -> None:
+def delete_link(
+    code: str, principal: Principal | None, *, now: datetime | None = None, cache: LinkCache | None = None
+) -> None:
     """Delete an editable link, keeping a tombstone so that its code is never reused."""
     link = _editable(code, principal)
     now = now or utcnow()
@@ -204,6 +233,7 @@ def delete_link(code: str, principal: Principal | None, *, now: datetime | None 
         .where(Link.id == link.id)
         .execute()
     )
+    _forget(cache, link.code)
 
 
 def list_links(

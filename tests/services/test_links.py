@@ -11,6 +11,7 @@ from app.errors import AliasTaken, CodeSpaceExhausted, InvalidInput, LinkGone, L
 from app.models import Link
 from app.services import links
 from app.services.clicks import ClickCounter
+from app.services.link_cache import LinkCache
 from app.services.links import NewLink
 from tests.factories import make_link
 
@@ -82,7 +83,10 @@ def test_create_link_anonymously_refused_when_disabled(settings):
 
 
 def redirect(code: str, settings, clicks: ClickCounter | None = None, now: datetime = NOW):
-    return links.resolve_for_redirect(code, settings, clicks or ClickCounter(background=False), now=now)
+    cache = LinkCache(maxsize=0)  # uncached: these tests change rows behind the service's back
+    return links.resolve_for_redirect(
+        code, settings, clicks or ClickCounter(background=False), cache, now=now
+    )
 
 
 def test_redirect_uses_the_links_own_redirect_type(settings):
