@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     app.url_map.converters["code"] = redirect.CodeConverter
-    db.init_app(app, db.make_database(settings))
+    db.init_app(app, db.make_database(settings), recycle_after=settings.db_stale_timeout)
     errors.register_error_handlers(app)
     app.register_blueprint(ops.bp)
     app.register_blueprint(links.bp)

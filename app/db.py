@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, g
+from flask import Flask
 from peewee import (
     Database,
     DatabaseProxy,
@@ -31,16 +33,35 @@ UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 
 class PooledPostgres(PooledPostgresqlDatabase):
-    """A pool whose check-out costs no round trip.
+    """A pool that finds dead connections without a round trip per request.
 
-    Peewee's pool sends `SELECT 1` on every check-out to detect dead connections; that doubles
-    the round trips of a redirect. We trust the driver's local `closed` flag instead: a connection
-    that died in use is discarded on check-in (its transaction status is unknown), and
-    `discard_idle_connections()` drops the rest of the pool after a connection failure.
+    Peewee's pool sends `SELECT 1` on every check-out; worker threads here keep their connection
+    across requests instead (see `init_app`). A connection that died while idle (database
+    restarted) is found when a statement fails on it: outside a transaction the statement is
+    retried once on a fresh connection, so a restart costs no failed request. Inside a transaction
+    nothing is retried (the caller sees the error and the transaction's fate is explicit).
     """
 
     def _is_closed(self, conn: Any) -> bool:
         return bool(conn.closed)
+
+    def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return self._once_more_if_dead(super().execute_sql, sql, params, *args, **kwargs)
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        self._once_more_if_dead(super().begin, *args, **kwargs)
+
+    def _once_more_if_dead(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return operation(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            connection = self._state.conn
+            died = connection is not None and bool(connection.closed)
+            if self.in_transaction() or not died:
+                raise
+            self.close()  # the pool discards it: its transaction status is unknown
+            self.close_idle()  # idle ones most likely died with it
+            return operation(*args, **kwargs)
 
 
 class BaseModel(Model):
@@ -112,24 +133,37 @@ def connected(database: Database | DatabaseProxy = db) -> Iterator[None]:
             database.close()
 
 
-def discard_idle_connections() -> None:
-    """Drop pooled idle connections: after one failed, the others are likely dead too."""
+def release_after_failure() -> None:
+    """After a database error: give back this thread's connection and drop the pool's idle ones.
+
+    A connection that died is discarded by the pool on check-in (its transaction status is unknown);
+    the idle ones most likely died with it. The next query opens a fresh connection.
+    """
+    if not db.is_closed() and not db.in_transaction():
+        db.close()
     closer = getattr(db.obj, "close_idle", None)
     if closer is not None:
         closer()
 
 
-def init_app(app: Flask, database: Database) -> None:
-    """Bind the proxy and open/close a connection around each request that uses one."""
-    db.initialize(database)
+def init_app(app: Flask, database: Database, *, recycle_after: float) -> None:
+    """Bind the proxy; each worker thread keeps its connection across requests.
 
-    @app.before_request
-    def _remember_connection_state() -> None:
-        # Peewee connects lazily on first query; we only close what this request opened, which
-        # leaves a test's outer transaction (and its connection) alone.
-        g.db_was_open = not db.is_closed()
+    Checking a connection out of the pool and back in on every request costs ~50-70 µs of CPU,
+    a quarter of a redirect (docs/PERFORMANCE.md), so a thread keeps the connection it opened
+    (lazily, on its first query) and returns it to the pool only after a database error or once
+    it is older than `recycle_after` seconds. A connection inside an open transaction (a test's
+    rolled-back transaction) is never touched.
+    """
+    db.initialize(database)
+    held = threading.local()
 
     @app.teardown_request
-    def _release_connection(_exc: BaseException | None) -> None:
-        if not g.get("db_was_open", True) and not db.is_closed():
-            db.close()
+    def _recycle_connection(_exc: BaseException | None) -> None:
+        if db.is_closed() or db.in_transaction():
+            return
+        connection = db.connection()
+        if getattr(held, "connection_id", None) != id(connection):
+            held.connection_id, held.opened_at = id(connection), time.monotonic()
+        elif time.monotonic() - held.opened_at > recycle_after:
+            getattr(db.obj, "manual_close", db.obj.close)()  # pooled: really close, do not re-pool

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from app.db import UNAVAILABLE_ERRORS, discard_idle_connections
+from app.db import UNAVAILABLE_ERRORS, release_after_failure
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def register_error_handlers(app: Flask) -> None:
 
     def _database_unavailable(error: Exception) -> Response:
         log.warning("database unavailable: %s", str(error).strip() or type(error).__name__)
-        discard_idle_connections()
+        release_after_failure()
         return _app_error(DatabaseUnavailable())
 
     for unavailable in UNAVAILABLE_ERRORS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -70,17 +71,51 @@ def test_make_database_creates_the_sqlite_directory(tmp_path):
     database.close()
 
 
-def test_request_releases_the_connection_it_opened(app, settings):
+@pytest.fixture
+def own_connection(app, settings):
+    """The app on a database of its own, outside the test transaction (as in production)."""
     from app.db import db
 
     original = db.obj
     fresh = make_database(settings)
     db.initialize(fresh)
-    try:
-        assert app.test_client().get("/health").status_code == 200
-        assert fresh.is_closed()
-    finally:
-        db.initialize(original)
+    yield fresh
+    fresh.close()
+    db.initialize(original)
+
+
+def test_a_thread_keeps_its_connection_across_requests(app, own_connection):
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    first = own_connection.connection()
+    assert client.get("/health").status_code == 200
+    assert own_connection.connection() is first
+
+
+def test_a_connection_is_recycled_after_the_stale_timeout(app, own_connection, monkeypatch):
+    client = app.test_client()
+    client.get("/health")
+    first = own_connection.connection()
+    later = time.monotonic() + app.extensions["settings"].db_stale_timeout + 1
+    monkeypatch.setattr("app.db.time.monotonic", lambda: later)
+    client.get("/health")
+    assert own_connection.is_closed()
+    client.get("/health")
+    assert own_connection.connection() is not first
+
+
+def test_a_database_error_releases_the_connection(app, own_connection, monkeypatch):
+    from peewee import OperationalError
+
+    client = app.test_client()
+    client.get("/health")
+
+    def fail(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(own_connection, "execute_sql", fail)
+    assert client.get("/urls").status_code == 503
+    assert own_connection.is_closed()
 
 
 def test_configure_logging_writes_to_stdout_at_level(capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.db import UNAVAILABLE_ERRORS, db, discard_idle_connections
+from app.db import UNAVAILABLE_ERRORS, db, release_after_failure
 
 
 def database_status() -> tuple[bool, float]:
@@ -17,6 +17,6 @@ def database_status() -> tuple[bool, float]:
         db.execute_sql("SELECT 1").fetchone()
         ok = True
     except UNAVAILABLE_ERRORS:
-        discard_idle_connections()
+        release_after_failure()
         ok = False
     return ok, round((time.perf_counter() - started) * 1000, 2)
