@@ -20,6 +20,13 @@ def test_redirect_follows_a_link_created_through_the_api(client):
     assert client.get(f"/{code}").headers["Location"] == "https://example.org/x"
 
 
+def test_redirect_location_is_the_stored_ascii_url_byte_for_byte(client):
+    created = client.post("/shorten", json={"url": "https://Bücher.example/straße?q=ä b".replace(" ", "%20")})
+    response = client.get(f"/{created.get_json()['short_code']}")
+    assert response.headers["Location"] == "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4%20b"
+    assert response.headers["Content-Length"] == "0"
+
+
 def test_redirect_answers_head(client):
     link = make_link()
     response = client.head(f"/{link.code}")
