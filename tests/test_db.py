@@ -129,3 +129,32 @@ def test_configure_logging_writes_to_stdout_at_level(capsys):
         root.handlers[:], root.level = saved[0], saved[1]
     out = capsys.readouterr().out
     assert "WARNING x visible" in out and "hidden" not in out
+
+
+def _terminate_backend(settings, pid: int) -> None:
+    import psycopg2
+
+    admin = psycopg2.connect(settings.database_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+
+
+@pytest.mark.parametrize("request_kind", ["read", "write"])
+def test_a_connection_killed_while_idle_is_replaced_without_an_error(
+    app, own_connection, settings, request_kind
+):
+    if not settings.is_postgres:
+        pytest.skip("killing a server backend needs PostgreSQL")
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    pid = own_connection.connection().get_backend_pid()
+    _terminate_backend(settings, pid)
+    if request_kind == "read":
+        assert client.get("/health").status_code == 200
+    else:  # BEGIN is the first statement on the dead connection
+        response = client.post("/shorten", json={"url": "https://example.com/after-kill"})
+        assert response.status_code == 201
+        Link.delete().where(Link.code == response.get_json()["short_code"]).execute()
+    assert own_connection.connection().get_backend_pid() != pid
