@@ -12,7 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from `settings` (read from the environment when omitted)."""
     from app import cli, db, errors
     from app.api import keys, links, ops, redirect, users
-    from app.services.clicks import ClickCounter
+    from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
 
     settings = settings or Settings.from_env()
@@ -20,8 +20,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["settings"] = settings
     app.extensions["link_cache"] = LinkCache(settings.redirect_cache_size, settings.redirect_cache_ttl)
-    app.extensions["clicks"] = ClickCounter(
-        interval=settings.click_flush_interval, background=settings.click_flush_interval > 0
+    app.extensions["clicks"] = ClickRecorder(
+        interval=settings.click_flush_interval,
+        max_events=settings.click_buffer_size,
+        background=settings.click_flush_interval > 0,
+        analytics=settings.click_analytics,
     )
     app.json.sort_keys = False
     if settings.trusted_proxies:

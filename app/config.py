@@ -40,6 +40,8 @@ class Settings:
     anonymous_shorten: bool = True
     initial_api_key: str | None = field(default=None, repr=False)
     click_flush_interval: float = 1.0
+    click_analytics: bool = True
+    click_buffer_size: int = 50_000
     redirect_cache_size: int = 10_000
     redirect_cache_ttl: float = 1.0
 
@@ -70,6 +72,8 @@ class Settings:
             anonymous_shorten=env.boolean("ANONYMOUS_SHORTEN", True),
             initial_api_key=env.text("INITIAL_API_KEY"),
             click_flush_interval=env.integer("CLICK_FLUSH_INTERVAL_MS", 1000, low=10, high=60_000) / 1000,
+            click_analytics=env.boolean("CLICK_ANALYTICS", True),
+            click_buffer_size=env.integer("CLICK_BUFFER_SIZE", 50_000, low=100, high=10_000_000),
             redirect_cache_size=env.integer("REDIRECT_CACHE_SIZE", 10_000, low=0, high=10_000_000),
             redirect_cache_ttl=env.integer("REDIRECT_CACHE_TTL_MS", 1000, low=0, high=60_000) / 1000,
         )

@@ -21,7 +21,7 @@ from peewee import Database
 from app import create_app, migrate
 from app.config import Settings
 from app.db import db, make_database
-from app.services.clicks import ClickCounter
+from app.services.clicks import ClickRecorder
 from app.services.link_cache import LinkCache
 
 
@@ -82,7 +82,7 @@ def _rollback(app: Flask) -> Iterator[None]:
 
     The click buffer is fresh too: counts buffered by one test must not land in another's rows.
     """
-    app.extensions["clicks"] = ClickCounter(background=False)
+    app.extensions["clicks"] = ClickRecorder(background=False)
     app.extensions["link_cache"] = LinkCache(app.extensions["settings"].redirect_cache_size)
     db.connect(reuse_if_open=True)
     with db.atomic() as transaction:

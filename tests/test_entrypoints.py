@@ -14,7 +14,7 @@ def test_setup_db_applies_migrations_then_reports_up_to_date(tmp_path):
     first = subprocess.run(
         [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    assert "applied: 0001_create_link, 0002_link_management" in first.stdout
+    assert "applied: 0001_create_link, 0002_link_management, 0003_click_analytics" in first.stdout
     second = subprocess.run(
         [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
@@ -50,7 +50,9 @@ def test_run_py_migrates_and_serves_until_sigterm_then_flushes_clicks(tmp_path):
     assert {(r.status, r.headers["Location"]) for r in followed} == {(302, "https://example.com/run")}
     assert users.status == 200 and [u["name"] for u in users.body] == ["admin"]
     assert returncode == 0, service.output
-    assert "migrations applied: 0001_create_link, 0002_link_management" in service.output
+    assert (
+        "migrations applied: 0001_create_link, 0002_link_management, 0003_click_analytics" in service.output
+    )
     assert "Traceback" not in service.output
     with sqlite3.connect(tmp_path / "svc.sqlite3") as stored:
         clicks = stored.execute("SELECT click_count FROM link WHERE code = ?", (code,)).fetchone()[0]

@@ -57,21 +57,38 @@ def test_upgrade_from_first_schema_keeps_existing_links(scratch_database):
             "INSERT INTO link (code, target_url, created_at) VALUES "
             "('keepme1', 'https://example.com/kept', '2025-01-01 00:00:00.000000+00:00')"
         )
-        assert migrate.upgrade(old) == ["0002_link_management"]
+        assert migrate.upgrade(old) == ["0002_link_management", "0003_click_analytics"]
         row = old.execute_sql(
-            "SELECT code, target_url, created_at, updated_at, is_active, click_count, "
+            "SELECT code, target_url, created_at, updated_at, is_active, click_count, human_click_count, "
             "owner_id, deleted_at FROM link"
         ).fetchone()
     assert row[:2] == ("keepme1", "https://example.com/kept")
     assert row[3] == row[2]  # updated_at back-filled from created_at
-    assert tuple(row[4:]) in {(1, 0, None, None), (True, 0, None, None)}
+    assert tuple(row[4:]) in {(1, 0, 0, None, None), (True, 0, 0, None, None)}
 
 
-def test_link_management_migration_reverts_cleanly(scratch_database):
+def test_click_analytics_upgrade_counts_earlier_clicks_as_human(scratch_database):
+    database = scratch_database
+    with database.connection_context():
+        migrate.runner(database).up(target="0002_link_management")
+        database.execute_sql(
+            "INSERT INTO link (code, target_url, created_at, updated_at, is_active, click_count) VALUES "
+            "('counted', 'https://example.com', '2025-01-01 00:00:00+00:00', '2025-01-01 00:00:00+00:00', "
+            "true, 7)"
+        )
+        assert migrate.upgrade(database) == ["0003_click_analytics"]
+        assert database.execute_sql("SELECT human_click_count FROM link").fetchone()[0] == 7
+
+
+def test_migrations_revert_cleanly_one_by_one(scratch_database):
     database = scratch_database
     with database.connection_context():
         migrate.upgrade(database)
-        assert migrate.runner(database).down() == ["0002_link_management"]
+        runner = migrate.runner(database)
+        assert runner.down() == ["0003_click_analytics"]
+        assert not {"click", "click_rollup", "daily_visitor", "visitor_salt"} & set(database.get_tables())
+        assert "human_click_count" not in {c.name for c in database.get_columns("link")}
+        assert runner.down() == ["0002_link_management"]
         assert "app_user" not in database.get_tables()
         assert {c.name for c in database.get_columns("link")} == {"id", "code", "target_url", "created_at"}
-        assert migrate.upgrade(database) == ["0002_link_management"]
+        assert migrate.upgrade(database) == ["0002_link_management", "0003_click_analytics"]

@@ -12,7 +12,7 @@ from app.errors import InvalidHost, Unauthorized
 from app.models import ApiKey, Link, User
 from app.services import api_keys
 from app.services.api_keys import Principal
-from app.services.clicks import ClickCounter
+from app.services.clicks import ClickRecorder
 from app.services.link_cache import LinkCache
 from app.services.links import link_state
 from app.services.urls import netloc_key
@@ -23,7 +23,7 @@ def settings() -> Settings:
     return current_app.extensions["settings"]
 
 
-def clicks() -> ClickCounter:
+def clicks() -> ClickRecorder:
     """This process's click counter."""
     return current_app.extensions["clicks"]
 
@@ -101,6 +101,7 @@ def link_json(link: Link, base: str) -> dict:
         "is_active": link.is_active,
         "state": link_state(link),
         "click_count": link.click_count,
+        "human_click_count": link.human_click_count,
         "owner_id": link.owner_id,
     }
 

@@ -42,6 +42,11 @@ def follow(code: str) -> Response:
     """
     counter = clicks()
     target = resolve_for_redirect(code, settings(), counter, link_cache())
-    if request.method == "GET":
-        counter.record(target.link_id)
+    if request.method == "GET":  # HEAD is not a click
+        counter.record(
+            target.link_id,
+            user_agent=request.headers.get("User-Agent", ""),
+            referrer=request.headers.get("Referer"),
+            client_ip=request.remote_addr or "",
+        )
     return RedirectResponse(b"", status=target.status, headers={"Location": target.url})

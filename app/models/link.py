@@ -34,7 +34,8 @@ class Link(BaseModel):
     max_clicks = BigIntegerField(null=True)
     redirect_type = IntegerField(null=True)
     is_active = BooleanField(default=True)
-    click_count = BigIntegerField(default=0)
+    click_count = BigIntegerField(default=0)  # every recorded click, bots included
+    human_click_count = BigIntegerField(default=0)  # what max_clicks counts
     deleted_at = UTCDateTimeField(null=True)
 
     class Meta:

@@ -1,26 +1,50 @@
-"""Click counting off the request path: each process buffers counts and writes them in batches."""
+"""Click recording off the request path: each process buffers clicks and writes them in batches.
+
+A redirect only appends a small tuple to an in-memory buffer. A background thread (or `flush()`)
+turns the buffer into rows in one transaction: raw clicks (multi-row insert), hourly rollups,
+daily visitors and the per-link counters. Nothing here ever blocks or fails a redirect.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import threading
 from collections import Counter
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
-from peewee import Case
+from peewee import EXCLUDED, Case, chunked
 
-from app.db import connected, db
-from app.models import Link
+from app.db import connected, db, utcnow
+from app.models import Click, ClickRollup, DailyVisitor, Link, VisitorSalt
+from app.services.user_agents import MAX_USER_AGENT, classify, is_bot, referrer_host
 
 log = logging.getLogger(__name__)
 
+INSERT_CHUNK = 500  # rows per INSERT: under SQLite's bound-parameter limit
 
-class ClickCounter:
-    """Per-process buffer of link_id → clicks, flushed every `interval` seconds or at `batch_size` links.
 
-    A redirect only increments a dict entry. A failed flush (database down) keeps the counts and
-    retries on the next tick; at most `max_pending` distinct links are buffered, and clicks for new
-    links beyond that are dropped and counted in `dropped`.
+class ClickEvent(NamedTuple):
+    """What the request path captures: raw headers, classified later by the flusher."""
+
+    link_id: int
+    clicked_at: datetime
+    user_agent: str
+    referrer: str | None
+    client_ip: str
+    bot: bool
+
+
+class ClickRecorder:
+    """Per-process click buffer, flushed every `interval` seconds, at `batch_size` clicks and on close.
+
+    The buffer holds at most `max_events` clicks; beyond that new clicks are dropped and counted in
+    `dropped` (memory stays bounded when the database is down). A failed flush puts its clicks back
+    and they are written by a later flush. With `analytics=False` only the per-link counters are kept.
     """
 
     def __init__(
@@ -28,56 +52,76 @@ class ClickCounter:
         *,
         interval: float = 1.0,
         batch_size: int = 1000,
-        max_pending: int = 100_000,
+        max_events: int = 50_000,
         background: bool = True,
+        analytics: bool = True,
     ) -> None:
         self.interval = interval
         self.batch_size = batch_size
-        self.max_pending = max_pending
+        self.max_events = max_events
         self.background = background
+        self.analytics = analytics
         self.dropped = 0
-        self._pending: Counter[int] = Counter()
+        self._events: list[ClickEvent] = []
+        self._pending_human: Counter[int] = Counter()
+        self._salts: dict[date, bytes] = {}
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def record(self, link_id: int) -> None:
-        """Count one click for `link_id` (never blocks on the database)."""
+    def record(
+        self,
+        link_id: int,
+        *,
+        user_agent: str = "",
+        referrer: str | None = None,
+        client_ip: str = "",
+        now: datetime | None = None,
+    ) -> None:
+        """Buffer one click (never touches the database)."""
+        bot = is_bot(user_agent)
+        event = ClickEvent(link_id, now or utcnow(), user_agent[:MAX_USER_AGENT], referrer, client_ip, bot)
         with self._lock:
-            if link_id not in self._pending and len(self._pending) >= self.max_pending:
+            if len(self._events) >= self.max_events:
                 self.dropped += 1
                 return
-            self._pending[link_id] += 1
-            full = len(self._pending) >= self.batch_size
+            self._events.append(event)
+            if not bot:
+                self._pending_human[link_id] += 1
+            full = len(self._events) >= self.batch_size
         if self.background:
             self._ensure_thread()
             if full:
                 self._wake.set()
 
     def pending(self, link_id: int) -> int:
-        """Clicks for `link_id` counted here and not yet written."""
+        """Human clicks on `link_id` buffered here and not yet written (for max_clicks)."""
         with self._lock:
-            return self._pending.get(link_id, 0)
+            return self._pending_human.get(link_id, 0)
+
+    def depth(self) -> int:
+        """Clicks waiting in the buffer."""
+        with self._lock:
+            return len(self._events)
 
     def flush(self) -> int:
-        """Write buffered counts in one statement; return clicks written (0 and kept on failure)."""
-        with self._lock:
-            batch, self._pending = self._pending, Counter()
-        if not batch:
-            return 0
-        try:
-            with connected(), db.atomic():
-                increments = Case(Link.id, list(batch.items()), 0)
-                Link.update(click_count=Link.click_count + increments).where(
-                    Link.id.in_(list(batch))
-                ).execute()
-        except Exception as error:  # whatever failed, the counts are kept and retried, never lost
-            log.warning("click flush failed, %d clicks kept for retry: %s", sum(batch.values()), error)
+        """Write the buffered clicks in one transaction; return how many (0, and kept, on failure)."""
+        with self._flush_lock:
             with self._lock:
-                self._pending.update(batch)
-            return 0
-        return sum(batch.values())
+                events, self._events = self._events, []
+                pending, self._pending_human = self._pending_human, Counter()
+            if not events:
+                return 0
+            try:
+                with connected(), db.atomic():
+                    self._write(events)
+            except Exception as error:  # whatever failed, the clicks are kept and retried, never lost
+                log.warning("click flush failed, %d clicks kept for retry: %s", len(events), error)
+                self._restore(events, pending)
+                return 0
+            return len(events)
 
     def close(self) -> None:
         """Stop the background thread and write what is buffered (graceful shutdown)."""
@@ -86,6 +130,54 @@ class ClickCounter:
         if thread is not None and thread.is_alive() and self._pid == os.getpid():
             thread.join(timeout=self.interval + 5)
         self.flush()
+
+    def _restore(self, events: list[ClickEvent], pending: Counter[int]) -> None:
+        with self._lock:
+            merged = events + self._events
+            self.dropped += max(0, len(merged) - self.max_events)
+            self._events = merged[: self.max_events]
+            self._pending_human.update(pending)
+
+    def _write(self, events: list[ClickEvent]) -> None:
+        _add_to_counters(events)
+        if not self.analytics:
+            return
+        rows = [self._row(event) for event in events]
+        for chunk in chunked(rows, INSERT_CHUNK):
+            Click.insert_many(chunk).execute()
+        _add_to_rollups(rows)
+        visitors = sorted({(r["link"], r["clicked_at"].date(), r["visitor_hash"]) for r in rows})
+        for chunk in chunked(visitors, INSERT_CHUNK):
+            DailyVisitor.insert_many(
+                chunk, fields=[DailyVisitor.link, DailyVisitor.day, DailyVisitor.visitor_hash]
+            ).on_conflict_ignore().execute()
+
+    def _row(self, event: ClickEvent) -> dict:
+        browser, os_family, device = classify(event.user_agent)
+        return {
+            "link": event.link_id,
+            "clicked_at": event.clicked_at,
+            "referrer_host": referrer_host(event.referrer),
+            "browser": browser,
+            "os": os_family,
+            "device": device,
+            "is_bot": event.bot or device == "bot",
+            "visitor_hash": self._visitor_hash(event),
+        }
+
+    def _visitor_hash(self, event: ClickEvent) -> str:
+        # Keyed by a secret salt of the click's UTC day: the same visitor hashes the same within a
+        # day (unique visitors) and differently the next day; the IP address itself is never stored.
+        salt = self._salt(event.clicked_at.date())
+        message = f"{event.client_ip}|{event.user_agent}".encode("utf-8", "surrogatepass")
+        return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
+
+    def _salt(self, day: date) -> bytes:
+        if day not in self._salts:
+            VisitorSalt.insert(day=day, salt=secrets.token_hex(32)).on_conflict_ignore().execute()
+            VisitorSalt.delete().where(VisitorSalt.day < day - timedelta(days=1)).execute()
+            self._salts = {day: bytes.fromhex(VisitorSalt.get_by_id(day).salt)}
+        return self._salts[day]
 
     def _ensure_thread(self) -> None:
         # Started lazily in the process that records: a thread started before a fork does not exist
@@ -106,3 +198,36 @@ class ClickCounter:
             self._wake.clear()
             if self._thread is me:
                 self.flush()
+
+
+def _add_to_counters(events: list[ClickEvent]) -> None:
+    total = Counter(event.link_id for event in events)
+    human = Counter(event.link_id for event in events if not event.bot)
+    changes = {Link.click_count: Link.click_count + Case(Link.id, list(total.items()), 0)}
+    if human:
+        changes[Link.human_click_count] = Link.human_click_count + Case(Link.id, list(human.items()), 0)
+    Link.update(changes).where(Link.id.in_(list(total))).execute()
+
+
+def _add_to_rollups(rows: list[dict]) -> None:
+    dimensions = ("link", "referrer_host", "browser", "os", "device", "is_bot")
+    counts = Counter(
+        (row["clicked_at"].replace(minute=0, second=0, microsecond=0), *(row[d] for d in dimensions))
+        for row in rows
+    )
+    rollups = [
+        {"hour": key[0], **dict(zip(dimensions, key[1:], strict=True)), "clicks": clicks}
+        for key, clicks in sorted(counts.items(), key=lambda item: repr(item[0]))
+    ]
+    conflict = [
+        ClickRollup.link,
+        ClickRollup.hour,
+        ClickRollup.referrer_host,
+        ClickRollup.browser,
+        ClickRollup.os,
+        ClickRollup.device,
+        ClickRollup.is_bot,
+    ]
+    add_clicks = {ClickRollup.clicks: ClickRollup.clicks + EXCLUDED.clicks}
+    for chunk in chunked(rollups, INSERT_CHUNK):
+        ClickRollup.insert_many(chunk).on_conflict(conflict_target=conflict, update=add_clicks).execute()

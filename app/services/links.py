@@ -24,7 +24,7 @@ from app.errors import (
 )
 from app.models import Link
 from app.services.api_keys import Principal
-from app.services.clicks import ClickCounter
+from app.services.clicks import ClickRecorder
 from app.services.codes import RESERVED_CODES, generate_code, is_well_formed
 from app.services.link_cache import UNCACHED, LinkCache
 from app.services.urls import normalize_url
@@ -119,7 +119,7 @@ def _insert_alias(alias: str, fields: dict[str, Any]) -> Link:
 
 
 def resolve_for_redirect(
-    code: str, settings: Settings, clicks: ClickCounter, cache: LinkCache, *, now: datetime | None = None
+    code: str, settings: Settings, clicks: ClickRecorder, cache: LinkCache, *, now: datetime | None = None
 ) -> Redirect:
     """Where `code` redirects now; LinkNotFound for unknown codes, LinkGone for dead links.
 
@@ -134,12 +134,12 @@ def resolve_for_redirect(
         cache.put(code, row)
     if row is None:
         raise LinkNotFound()
-    link_id, url, redirect_type, is_active, expires_at, max_clicks, click_count, deleted_at = row
+    link_id, url, redirect_type, is_active, expires_at, max_clicks, human_clicks, deleted_at = row
     if deleted_at is not None or not is_active:
         raise LinkGone()
     if expires_at is not None and expires_at <= (now or utcnow()):
         raise LinkGone("This short link has expired.")
-    if max_clicks is not None and click_count + clicks.pending(link_id) >= max_clicks:
+    if max_clicks is not None and human_clicks + clicks.pending(link_id) >= max_clicks:
         raise LinkGone("This short link has reached its click limit.")
     return Redirect(link_id, url, redirect_type or settings.default_redirect_status)
 
@@ -161,7 +161,7 @@ def _redirect_sql(_database_type: type) -> str:
         Link.is_active,
         Link.expires_at,
         Link.max_clicks,
-        Link.click_count,
+        Link.human_click_count,
         Link.deleted_at,
     ).where(Link.code == "")
     return query.sql()[0]
@@ -173,7 +173,7 @@ def link_state(link: Link, now: datetime | None = None) -> str:
         return "inactive"
     if link.expires_at is not None and link.expires_at <= (now or utcnow()):
         return "expired"
-    if link.max_clicks is not None and link.click_count >= link.max_clicks:
+    if link.max_clicks is not None and link.human_click_count >= link.max_clicks:
         return "exhausted"
     return "active"
 
@@ -282,7 +282,7 @@ def _visible_to(principal: Principal | None, settings: Settings, owner: int | No
 def _live(now: datetime) -> Expression:
     """SQL for "this link redirects now" (same rules as link_state)."""
     not_expired = Link.expires_at.is_null() | (Link.expires_at > now)
-    not_exhausted = Link.max_clicks.is_null() | (Link.click_count < Link.max_clicks)
+    not_exhausted = Link.max_clicks.is_null() | (Link.human_click_count < Link.max_clicks)
     return (Link.is_active == True) & not_expired & not_exhausted  # noqa: E712 (SQL, not Python)
 
 

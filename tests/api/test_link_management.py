@@ -117,7 +117,7 @@ def test_read_unknown_link_is_404(client):
     [
         ({"is_active": False}, "no longer active"),
         ({"expires_at": datetime(2000, 1, 1, tzinfo=UTC)}, "expired"),
-        ({"max_clicks": 2, "click_count": 2}, "click limit"),
+        ({"max_clicks": 2, "human_click_count": 2}, "click limit"),
     ],
 )
 def test_dead_link_redirect_is_410_link_gone(client, fields, message):

@@ -1,67 +1,265 @@
-"""The click buffer: batching, flush triggers, shutdown and database failures."""
+"""Click recording: classification, counters, rollups, unique visitors, buffering and flushing."""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-from app.models import Link
-from app.services.clicks import ClickCounter
+import pytest
+from peewee import OperationalError
+
+from app.db import db, make_database
+from app.errors import LinkGone
+from app.models import Click, ClickRollup, DailyVisitor, Link, VisitorSalt
+from app.services import links
+from app.services.clicks import ClickRecorder
+from app.services.link_cache import LinkCache
+from app.services.user_agents import classify, is_bot, referrer_host
 from tests.factories import make_link
 
-
-def count(link: Link) -> int:
-    return Link.get_by_id(link.id).click_count
-
-
-def test_flush_writes_buffered_counts_in_one_batch_and_empties_the_buffer():
-    first, second = make_link(), make_link()
-    counter = ClickCounter(background=False)
-    for link_id in [first.id] * 3 + [second.id]:
-        counter.record(link_id)
-    assert counter.pending(first.id) == 3
-    assert counter.flush() == 4
-    assert (count(first), count(second)) == (3, 1)
-    assert counter.pending(first.id) == 0 and counter.flush() == 0
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Safari/537.36"
+)
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 "
+    "Mobile/15E148 Safari/604.1"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+NOON = datetime(2030, 5, 1, 12, 30, tzinfo=UTC)
 
 
-def test_counts_add_to_stored_counts():
-    link = make_link(click_count=40)
-    counter = ClickCounter(background=False)
-    counter.record(link.id)
-    counter.flush()
-    assert count(link) == 41
+def recorder(**kwargs) -> ClickRecorder:
+    return ClickRecorder(background=False, **kwargs)
 
 
-def test_failed_flush_keeps_counts_for_the_next_attempt(monkeypatch):
+def stored(link: Link) -> Link:
+    return Link.get_by_id(link.id)
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        GOOGLEBOT,
+        "facebookexternalhit/1.1",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Twitterbot/1.0",
+        "WhatsApp/2.23.20",
+        "curl/8.5.0",
+        "python-requests/2.31",
+        "Go-http-client/1.1",
+        "Mozilla/5.0 HeadlessChrome/120.0",
+        "",
+    ],
+)
+def test_crawlers_previewers_and_scripts_are_bots(user_agent):
+    assert is_bot(user_agent)
+
+
+@pytest.mark.parametrize(
+    "user_agent", [CHROME, IPHONE, "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko Firefox/120.0"]
+)
+def test_browsers_are_human(user_agent):
+    assert not is_bot(user_agent)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "expected"),
+    [
+        (CHROME, ("Chrome", "Windows", "desktop")),
+        (IPHONE, ("Mobile Safari", "iOS", "mobile")),
+        (
+            "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) Version/16.0 Safari/605.1",
+            ("Mobile Safari UI/WKWebView", "iOS", "tablet"),
+        ),
+        (GOOGLEBOT, ("Googlebot", "Other", "bot")),
+    ],
+)
+def test_user_agents_are_classified(user_agent, expected):
+    assert classify(user_agent) == expected
+
+
+@pytest.mark.parametrize(
+    ("referrer", "host"),
+    [
+        (None, ""),
+        ("", ""),
+        ("https://news.example.com/a?b=secret", "news.example.com"),
+        ("not a url", ""),
+        ("http://[::1", ""),
+    ],
+)
+def test_only_the_referrer_host_is_kept(referrer, host):
+    assert referrer_host(referrer) == host
+
+
+def test_flush_writes_clicks_counters_rollups_and_visitors_in_one_batch():
     link = make_link()
-    counter = ClickCounter(background=False)
-    counter.record(link.id)
-    counter.record(link.id)
+    clicks = recorder()
+    clicks.record(
+        link.id, user_agent=CHROME, referrer="https://news.example.com/x", client_ip="203.0.113.9", now=NOON
+    )
+    clicks.record(
+        link.id, user_agent=CHROME, referrer="https://news.example.com/y", client_ip="203.0.113.9", now=NOON
+    )
+    clicks.record(link.id, user_agent=GOOGLEBOT, client_ip="66.249.66.1", now=NOON)
+    assert clicks.pending(link.id) == 2 and clicks.depth() == 3
+    assert clicks.flush() == 3
+    assert (stored(link).click_count, stored(link).human_click_count) == (3, 2)
+    rows = list(Click.select().where(Click.link == link.id).order_by(Click.id))
+    assert [(r.referrer_host, r.browser, r.device, r.is_bot) for r in rows] == [
+        ("news.example.com", "Chrome", "desktop", False),
+        ("news.example.com", "Chrome", "desktop", False),
+        ("", "Googlebot", "bot", True),
+    ]
+    assert rows[0].clicked_at == NOON
+    rollups = {
+        (r.hour, r.browser, r.is_bot): r.clicks
+        for r in ClickRollup.select().where(ClickRollup.link == link.id)
+    }
+    assert rollups == {
+        (NOON.replace(minute=0), "Chrome", False): 2,
+        (NOON.replace(minute=0), "Googlebot", True): 1,
+    }
+    assert DailyVisitor.select().where(DailyVisitor.link == link.id).count() == 2
+    assert clicks.pending(link.id) == 0 and clicks.depth() == 0 and clicks.flush() == 0
+
+
+def test_rollups_add_up_across_flushes():
+    link = make_link()
+    clicks = recorder()
+    for _ in range(2):
+        clicks.record(link.id, user_agent=CHROME, client_ip="203.0.113.9", now=NOON)
+        clicks.flush()
+    assert ClickRollup.get(ClickRollup.link == link.id).clicks == 2
+    assert DailyVisitor.select().where(DailyVisitor.link == link.id).count() == 1
+
+
+def test_unique_visitors_are_counted_per_day_without_storing_ip_addresses():
+    link = make_link()
+    clicks = recorder()
+    for ip, when in [
+        ("198.51.100.7", NOON),
+        ("198.51.100.7", NOON + timedelta(hours=1)),
+        ("198.51.100.8", NOON),
+        ("198.51.100.7", NOON + timedelta(days=1)),
+    ]:
+        clicks.record(link.id, user_agent=CHROME, client_ip=ip, now=when)
+    clicks.flush()
+    visitors = list(DailyVisitor.select().where(DailyVisitor.link == link.id))
+    assert sorted((v.day.isoformat(), len(v.visitor_hash)) for v in visitors) == [
+        ("2030-05-01", 32),
+        ("2030-05-01", 32),
+        ("2030-05-02", 32),
+    ]
+    same_visitor_days = {v.day: v.visitor_hash for v in visitors if v.day.isoformat() == "2030-05-02"}
+    assert same_visitor_days.popitem()[1] not in {
+        v.visitor_hash for v in visitors if v.day.isoformat() == "2030-05-01"
+    }
+    for click in Click.select().where(Click.link == link.id):
+        assert "198.51.100" not in str(click.__data__)
+
+
+def test_salts_are_kept_for_two_days_only():
+    link = make_link()
+    clicks = recorder()
+    for day in range(4):
+        clicks.record(link.id, user_agent=CHROME, client_ip="1.2.3.4", now=NOON + timedelta(days=day))
+        clicks.flush()
+    assert [s.day.isoformat() for s in VisitorSalt.select().order_by(VisitorSalt.day)] == [
+        "2030-05-03",
+        "2030-05-04",
+    ]
+
+
+def test_counters_only_when_analytics_is_off():
+    link = make_link()
+    clicks = recorder(analytics=False)
+    clicks.record(link.id, user_agent=CHROME)
+    clicks.record(link.id, user_agent=GOOGLEBOT)
+    assert clicks.flush() == 2
+    assert (stored(link).click_count, stored(link).human_click_count) == (2, 1)
+    assert Click.select().where(Click.link == link.id).count() == 0
+
+
+def test_failed_flush_keeps_the_clicks_for_the_next_attempt(monkeypatch):
+    link = make_link()
+    clicks = recorder()
+    clicks.record(link.id, user_agent=CHROME)
 
     def database_down(*args, **kwargs):
-        from peewee import OperationalError
-
         raise OperationalError("connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Link, "update", database_down)
-        assert counter.flush() == 0
-    counter.record(link.id)
-    assert counter.pending(link.id) == 3
-    assert counter.flush() == 3 and count(link) == 3
+        patch.setattr(Click, "insert_many", database_down)
+        assert clicks.flush() == 0
+    assert stored(link).click_count == 0  # the failed transaction wrote nothing
+    clicks.record(link.id, user_agent=CHROME)
+    assert clicks.pending(link.id) == 2 and clicks.depth() == 2
+    assert clicks.flush() == 2
+    assert stored(link).human_click_count == 2 and Click.select().where(Click.link == link.id).count() == 2
+
+
+def test_unreachable_database_during_flush_keeps_clicks_until_it_is_back(settings):
+    if not settings.is_postgres:
+        pytest.skip("an unreachable server needs PostgreSQL")
+    link = make_link()
+    clicks = recorder()
+    clicks.record(link.id, user_agent=CHROME, client_ip="1.2.3.4")
+    original = db.obj
+    db.initialize(make_database(replace(settings, database_url="postgresql://postgres@127.0.0.1:1/down")))
+    try:
+        assert clicks.flush() == 0
+        assert clicks.depth() == 1 and clicks.pending(link.id) == 1
+    finally:
+        db.initialize(original)
+    assert clicks.flush() == 1
+    assert stored(link).click_count == 1
 
 
 def test_buffer_is_bounded_and_counts_what_it_drops():
-    counter = ClickCounter(background=False, max_pending=2)
-    for link_id in (1, 2, 3, 3, 1):
-        counter.record(link_id)
-    assert (counter.pending(1), counter.pending(2), counter.pending(3)) == (2, 1, 0)
-    assert counter.dropped == 2
+    clicks = recorder(max_events=2)
+    for link_id in (1, 2, 3):
+        clicks.record(link_id, user_agent=CHROME)
+    assert clicks.depth() == 2 and clicks.dropped == 1
 
 
-class RecordingCounter(ClickCounter):
-    """A counter whose flushes are observed instead of written."""
+def test_max_clicks_overshoot_is_bounded_by_the_other_processes_buffers(settings):
+    link = links.create_link(links.NewLink(url="https://example.com", max_clicks=3), settings)
+    first, second = recorder(), recorder()  # two worker processes
+    served = 0
+    for clicks in (first, second, first, second, first, second, first, second):
+        try:
+            target = links.resolve_for_redirect(link.code, settings, clicks, LinkCache(maxsize=0))
+        except LinkGone:
+            continue
+        clicks.record(target.link_id, user_agent=CHROME)
+        served += 1
+    assert served == 6  # each process stops at the limit with its own buffered clicks: 3 + 3
+    first.flush()
+    second.flush()
+    assert stored(link).human_click_count == 6
+    with pytest.raises(LinkGone):
+        links.resolve_for_redirect(link.code, settings, first, LinkCache(maxsize=0))
+
+
+def test_bot_clicks_do_not_use_up_max_clicks(settings):
+    link = links.create_link(links.NewLink(url="https://example.com", max_clicks=1), settings)
+    clicks = recorder()
+    for _ in range(5):
+        links.resolve_for_redirect(link.code, settings, clicks, LinkCache(maxsize=0))
+        clicks.record(link.id, user_agent="Slackbot-LinkExpanding 1.0")
+    clicks.flush()
+    assert (
+        links.resolve_for_redirect(link.code, settings, clicks, LinkCache(maxsize=0)).url
+        == "https://example.com"
+    )
+
+
+class ObservedRecorder(ClickRecorder):
+    """A recorder whose flushes are observed instead of written."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -70,8 +268,7 @@ class RecordingCounter(ClickCounter):
 
     def flush(self) -> int:
         with self._lock:
-            size = sum(self._pending.values())
-            self._pending.clear()
+            size, self._events = len(self._events), []
         if size:
             self.batches.append(size)
             self.flushed.set()
@@ -79,27 +276,27 @@ class RecordingCounter(ClickCounter):
 
 
 def test_background_thread_flushes_on_interval():
-    counter = RecordingCounter(interval=0.05, batch_size=1000)
+    clicks = ObservedRecorder(interval=0.05, batch_size=1000)
     started = time.monotonic()
-    counter.record(1)
-    assert counter.flushed.wait(2)
+    clicks.record(1, user_agent=CHROME)
+    assert clicks.flushed.wait(2)
     assert 0.03 < time.monotonic() - started < 1.5
-    counter.close()
+    clicks.close()
 
 
 def test_background_thread_flushes_early_when_batch_is_full():
-    counter = RecordingCounter(interval=30, batch_size=3)
+    clicks = ObservedRecorder(interval=30, batch_size=3)
     for link_id in (1, 2, 3):
-        counter.record(link_id)
-    assert counter.flushed.wait(2), "a full batch must not wait for the 30 s interval"
-    assert counter.batches == [3]
-    counter.close()
+        clicks.record(link_id, user_agent=CHROME)
+    assert clicks.flushed.wait(2), "a full batch must not wait for the 30 s interval"
+    assert clicks.batches == [3]
+    clicks.close()
 
 
 def test_close_stops_the_thread_and_flushes_what_is_left():
-    counter = RecordingCounter(interval=30, batch_size=1000)
-    counter.record(7)
-    thread = counter._thread
-    counter.close()
-    assert counter.batches == [1]
+    clicks = ObservedRecorder(interval=30, batch_size=1000)
+    clicks.record(7, user_agent=CHROME)
+    thread = clicks._thread
+    clicks.close()
+    assert clicks.batches == [1]
     assert thread is not None and not thread.is_alive()

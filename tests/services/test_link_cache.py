@@ -9,7 +9,7 @@ import pytest
 from app.db import db
 from app.errors import LinkGone, LinkNotFound
 from app.services import links
-from app.services.clicks import ClickCounter
+from app.services.clicks import ClickRecorder
 from app.services.link_cache import UNCACHED, LinkCache
 from tests.factories import auth, make_key, make_link, make_user
 
@@ -37,7 +37,7 @@ def no_database(monkeypatch):
 
 def resolve(code, settings, cache, clicks=None, now=None):
     return links.resolve_for_redirect(
-        code, settings, clicks or ClickCounter(background=False), cache, now=now
+        code, settings, clicks or ClickRecorder(background=False), cache, now=now
     )
 
 
@@ -72,11 +72,11 @@ def test_creating_an_alias_forgets_a_cached_miss(settings):
 def test_expiry_and_click_limits_are_checked_on_every_cached_hit(settings):
     soon = datetime(2030, 1, 1, tzinfo=UTC)
     link = make_link(expires_at=soon, max_clicks=1)
-    cache, clicks = LinkCache(), ClickCounter(background=False)
+    cache, clicks = LinkCache(), ClickRecorder(background=False)
     resolve(link.code, settings, cache, clicks, now=soon - timedelta(seconds=1))
     with pytest.raises(LinkGone, match="expired"):
         resolve(link.code, settings, cache, clicks, now=soon)
-    clicks.record(link.id)
+    clicks.record(link.id, user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0")
     with pytest.raises(LinkGone, match="click limit"):
         resolve(link.code, settings, cache, clicks, now=soon - timedelta(seconds=1))
 

@@ -10,7 +10,7 @@ import pytest
 from app.errors import AliasTaken, CodeSpaceExhausted, InvalidInput, LinkGone, LinkNotFound, Unauthorized
 from app.models import Link
 from app.services import links
-from app.services.clicks import ClickCounter
+from app.services.clicks import ClickRecorder
 from app.services.link_cache import LinkCache
 from app.services.links import NewLink
 from tests.factories import make_link
@@ -82,10 +82,10 @@ def test_create_link_anonymously_refused_when_disabled(settings):
         links.create_link(new(), replace(settings, anonymous_shorten=False))
 
 
-def redirect(code: str, settings, clicks: ClickCounter | None = None, now: datetime = NOW):
+def redirect(code: str, settings, clicks: ClickRecorder | None = None, now: datetime = NOW):
     cache = LinkCache(maxsize=0)  # uncached: these tests change rows behind the service's back
     return links.resolve_for_redirect(
-        code, settings, clicks or ClickCounter(background=False), cache, now=now
+        code, settings, clicks or ClickRecorder(background=False), cache, now=now
     )
 
 
@@ -105,7 +105,7 @@ def test_redirect_of_unknown_code_is_not_found(settings):
         ({"is_active": False}, "no longer active"),
         ({"expires_at": NOW}, "expired"),
         ({"expires_at": NOW - timedelta(seconds=1)}, "expired"),
-        ({"max_clicks": 3, "click_count": 3}, "click limit"),
+        ({"max_clicks": 3, "human_click_count": 3}, "click limit"),
         ({"deleted_at": NOW, "target_url": ""}, "no longer active"),
     ],
 )
@@ -124,13 +124,13 @@ def test_redirect_just_before_expiry_still_works(settings):
 
 def test_max_clicks_counts_clicks_still_in_the_buffer(settings):
     link = links.create_link(new(max_clicks=2), settings)
-    clicks = ClickCounter(background=False)
+    clicks = ClickRecorder(background=False)
     for _ in range(2):
-        clicks.record(redirect(link.code, settings, clicks).link_id)
+        clicks.record(redirect(link.code, settings, clicks).link_id, user_agent="Mozilla/5.0 Firefox/120.0")
     with pytest.raises(LinkGone, match="click limit"):
         redirect(link.code, settings, clicks)
     assert clicks.flush() == 2
-    assert Link.get_by_id(link.id).click_count == 2
+    assert Link.get_by_id(link.id).human_click_count == 2
     with pytest.raises(LinkGone):
         redirect(link.code, settings, clicks)
 
@@ -141,7 +141,7 @@ def test_max_clicks_counts_clicks_still_in_the_buffer(settings):
         ({}, "active"),
         ({"is_active": False}, "inactive"),
         ({"expires_at": NOW}, "expired"),
-        ({"max_clicks": 1, "click_count": 1}, "exhausted"),
+        ({"max_clicks": 1, "human_click_count": 1}, "exhausted"),
     ],
 )
 def test_link_state_names_why_a_link_does_not_redirect(fields, state):
