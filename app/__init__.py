@@ -11,7 +11,7 @@ from app.config import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from `settings` (read from the environment when omitted)."""
     from app import cli, db, errors
-    from app.api import keys, links, ops, redirect, users
+    from app.api import keys, links, ops, redirect, stats, users
     from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(links.bp)
     app.register_blueprint(keys.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(stats.bp)
     app.register_blueprint(redirect.bp)  # last: its /<code> must not shadow named routes
     cli.register(app)
     return app

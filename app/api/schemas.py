@@ -70,6 +70,24 @@ class ListLinksQuery(BaseModel):
     owner: int | None = Field(None, ge=1, description="Admins: only this user's links.")
 
 
+class StatsQuery(BaseModel):
+    """Query string of the stats endpoints (`from`/`to` in ISO 8601 with a timezone, `Z` or %2B)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    start: AwareDatetime | None = Field(
+        None, alias="from", description="Window start (default: 30 days before to)."
+    )
+    end: AwareDatetime | None = Field(None, alias="to", description="Window end, exclusive (default: now).")
+    bucket: Literal["hour", "day", "month"] = Field("day", description="Time-series bucket.")
+
+
+class SiteStatsQuery(StatsQuery):
+    """Query string of GET /stats."""
+
+    limit: int = Field(10, ge=1, le=100, description="How many top links.")
+
+
 class CreateKeyRequest(Body):
     """Body of POST /keys."""
 

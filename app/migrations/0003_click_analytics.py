@@ -55,6 +55,7 @@ def up(migrator, db):
             database = db
             table_name = "click_rollup"
             primary_key = CompositeKey("link", "hour", "referrer_host", "browser", "os", "device", "is_bot")
+            indexes = ((("hour",), False),)
 
     class DailyVisitor(Model):
         link = ForeignKeyField(Link, on_delete="CASCADE", index=False)
@@ -65,6 +66,7 @@ def up(migrator, db):
             database = db
             table_name = "daily_visitor"
             primary_key = CompositeKey("link", "day", "visitor_hash")
+            indexes = ((("day",), False),)
 
     class VisitorSalt(Model):
         day = DateField(primary_key=True)

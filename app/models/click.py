@@ -45,6 +45,7 @@ class ClickRollup(BaseModel):
 
     class Meta:
         primary_key = CompositeKey("link", "hour", "referrer_host", "browser", "os", "device", "is_bot")
+        indexes = ((("hour",), False),)  # site-wide stats over a window
 
 
 class DailyVisitor(BaseModel):
@@ -56,6 +57,7 @@ class DailyVisitor(BaseModel):
 
     class Meta:
         primary_key = CompositeKey("link", "day", "visitor_hash")
+        indexes = ((("day",), False),)  # site-wide unique visitors over a window
 
 
 class VisitorSalt(BaseModel):
