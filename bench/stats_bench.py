@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.config import Settings  # noqa: E402
-from app.db import db, make_database  # noqa: E402
-from app.services import stats  # noqa: E402
+from app.config import Settings
+from app.db import db, make_database
+from app.services import stats
 
 LOAD_SQL = """
 WITH new_link AS (
@@ -76,7 +76,9 @@ def timed(code: str, span: stats.Window, runs: int) -> tuple[float, float, dict]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clicks", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30, help="the clicks are spread over this many days")
     parser.add_argument("--visitors", type=int, default=50_000, help="distinct visitors per day")
@@ -92,8 +94,10 @@ def main() -> None:
         seconds = load(code, args.clicks, end, args.days, args.visitors)
         rollups = db.execute_sql("SELECT count(*) FROM click_rollup").fetchone()[0]
         visitor_rows = db.execute_sql("SELECT count(*) FROM daily_visitor").fetchone()[0]
-        print(f"loaded {args.clicks:,} clicks over {args.days} days in {seconds:.1f} s "
-              f"({rollups:,} rollup rows, {visitor_rows:,} daily-visitor rows)")
+        print(
+            f"loaded {args.clicks:,} clicks over {args.days} days in {seconds:.1f} s "
+            f"({rollups:,} rollup rows, {visitor_rows:,} daily-visitor rows)"
+        )
         print("| window | bucket | median ms | max ms | clicks in window |")
         print("|---|---|---:|---:|---:|")
         for label, start, bucket in [

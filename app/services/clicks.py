@@ -17,15 +17,24 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from peewee import EXCLUDED, Case, chunked
-
-from app.db import connected, db, utcnow
-from app.models import Click, ClickRollup, DailyVisitor, Link, VisitorSalt
+from app.db import connected, db, execute_many, insert_rows, is_postgres, utcnow
+from app.models import Click, VisitorSalt
 from app.services.user_agents import MAX_USER_AGENT, classify, is_bot, referrer_host
 
 log = logging.getLogger(__name__)
 
-INSERT_CHUNK = 500  # rows per INSERT: under SQLite's bound-parameter limit
+CLICK_COLUMNS = (
+    "link_id",
+    "clicked_at",
+    "referrer_host",
+    "browser",
+    "os",
+    "device",
+    "is_bot",
+    "visitor_hash",
+)
+ROLLUP_DIMENSIONS = ("link_id", "hour", "referrer_host", "browser", "os", "device", "is_bot")
+STORED_TIME = Click.clicked_at.db_value  # aware UTC → the stored form, same as the ORM writes
 
 
 class ClickEvent(NamedTuple):
@@ -143,27 +152,25 @@ class ClickRecorder:
         if not self.analytics:
             return
         rows = [self._row(event) for event in events]
-        for chunk in chunked(rows, INSERT_CHUNK):
-            Click.insert_many(chunk).execute()
+        insert_rows("click", CLICK_COLUMNS, [_stored(row) for row in rows])
         _add_to_rollups(rows)
-        visitors = sorted({(r["link"], r["clicked_at"].date(), r["visitor_hash"]) for r in rows})
-        for chunk in chunked(visitors, INSERT_CHUNK):
-            DailyVisitor.insert_many(
-                chunk, fields=[DailyVisitor.link, DailyVisitor.day, DailyVisitor.visitor_hash]
-            ).on_conflict_ignore().execute()
+        visitors = sorted({(row[0], row[1].date().isoformat(), row[7]) for row in rows})
+        insert_rows("daily_visitor", ("link_id", "day", "visitor_hash"), visitors, "ON CONFLICT DO NOTHING")
 
-    def _row(self, event: ClickEvent) -> dict:
+    def _row(self, event: ClickEvent) -> tuple:
         browser, os_family, device = classify(event.user_agent)
-        return {
-            "link": event.link_id,
-            "clicked_at": event.clicked_at,
-            "referrer_host": referrer_host(event.referrer),
-            "browser": browser,
-            "os": os_family,
-            "device": device,
-            "is_bot": event.bot or device == "bot",
-            "visitor_hash": self._visitor_hash(event),
-        }
+        bot = event.bot or device == "bot"
+        referrer = referrer_host(event.referrer)
+        return (
+            event.link_id,
+            event.clicked_at,
+            referrer,
+            browser,
+            os_family,
+            device,
+            bot,
+            self._visitor_hash(event),
+        )
 
     def _visitor_hash(self, event: ClickEvent) -> str:
         # Keyed by a secret salt of the click's UTC day: the same visitor hashes the same within a
@@ -200,34 +207,40 @@ class ClickRecorder:
                 self.flush()
 
 
+def _stored(row: tuple) -> tuple:
+    return (row[0], STORED_TIME(row[1]), *row[2:])
+
+
 def _add_to_counters(events: list[ClickEvent]) -> None:
-    total = Counter(event.link_id for event in events)
-    human = Counter(event.link_id for event in events if not event.bot)
-    changes = {Link.click_count: Link.click_count + Case(Link.id, list(total.items()), 0)}
-    if human:
-        changes[Link.human_click_count] = Link.human_click_count + Case(Link.id, list(human.items()), 0)
-    Link.update(changes).where(Link.id.in_(list(total))).execute()
+    totals: Counter[int] = Counter()
+    humans: Counter[int] = Counter()
+    for event in events:
+        totals[event.link_id] += 1
+        humans[event.link_id] += not event.bot
+    rows = [(link_id, totals[link_id], humans[link_id]) for link_id in sorted(totals)]  # stable lock order
+    if is_postgres():
+        execute_many(
+            "UPDATE link SET click_count = link.click_count + v.total, "
+            "human_click_count = link.human_click_count + v.human "
+            "FROM (VALUES %s) AS v (id, total, human) WHERE link.id = v.id",
+            rows,
+        )
+    else:
+        execute_many(
+            "UPDATE link SET click_count = click_count + ?, human_click_count = human_click_count + ? "
+            "WHERE id = ?",
+            [(total, human, link_id) for link_id, total, human in rows],
+        )
 
 
-def _add_to_rollups(rows: list[dict]) -> None:
-    dimensions = ("link", "referrer_host", "browser", "os", "device", "is_bot")
+def _add_to_rollups(rows: list[tuple]) -> None:
     counts = Counter(
-        (row["clicked_at"].replace(minute=0, second=0, microsecond=0), *(row[d] for d in dimensions))
-        for row in rows
+        (row[0], STORED_TIME(row[1].replace(minute=0, second=0, microsecond=0)), *row[2:7]) for row in rows
     )
-    rollups = [
-        {"hour": key[0], **dict(zip(dimensions, key[1:], strict=True)), "clicks": clicks}
-        for key, clicks in sorted(counts.items(), key=lambda item: repr(item[0]))
-    ]
-    conflict = [
-        ClickRollup.link,
-        ClickRollup.hour,
-        ClickRollup.referrer_host,
-        ClickRollup.browser,
-        ClickRollup.os,
-        ClickRollup.device,
-        ClickRollup.is_bot,
-    ]
-    add_clicks = {ClickRollup.clicks: ClickRollup.clicks + EXCLUDED.clicks}
-    for chunk in chunked(rollups, INSERT_CHUNK):
-        ClickRollup.insert_many(chunk).on_conflict(conflict_target=conflict, update=add_clicks).execute()
+    insert_rows(
+        "click_rollup",
+        (*ROLLUP_DIMENSIONS, "clicks"),
+        [(*key, clicks) for key, clicks in sorted(counts.items())],  # sorted: stable lock order
+        f"ON CONFLICT ({', '.join(ROLLUP_DIMENSIONS)}) "
+        "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks",
+    )

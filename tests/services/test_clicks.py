@@ -193,7 +193,7 @@ def test_failed_flush_keeps_the_clicks_for_the_next_attempt(monkeypatch):
         raise OperationalError("connection refused")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Click, "insert_many", database_down)
+        patch.setattr("app.services.clicks.insert_rows", database_down)
         assert clicks.flush() == 0
     assert stored(link).click_count == 0  # the failed transaction wrote nothing
     clicks.record(link.id, user_agent=CHROME)
