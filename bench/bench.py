@@ -53,10 +53,13 @@ end
 
 LUA_REQUESTS = {
     "redirect": """
+-- A browser's User-Agent, so that clicks are recorded as human ones (wrk sends none by default).
+local browser = {["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+  .. "Chrome/120.0 Safari/537.36"}
 local codes = {}
 for line in io.lines(CODES_FILE) do codes[#codes + 1] = line end
 function request()
-  return wrk.format("GET", PREFIX .. "/" .. codes[math.random(#codes)])
+  return wrk.format("GET", PREFIX .. "/" .. codes[math.random(#codes)], browser)
 end
 """,
     "miss": """

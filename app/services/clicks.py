@@ -7,6 +7,7 @@ daily visitors and the per-link counters. Nothing here ever blocks or fails a re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -175,9 +176,7 @@ class ClickRecorder:
     def _visitor_hash(self, event: ClickEvent) -> str:
         # Keyed by a secret salt of the click's UTC day: the same visitor hashes the same within a
         # day (unique visitors) and differently the next day; the IP address itself is never stored.
-        salt = self._salt(event.clicked_at.date())
-        message = f"{event.client_ip}|{event.user_agent}".encode("utf-8", "surrogatepass")
-        return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
+        return _keyed_hash(self._salt(event.clicked_at.date()), event.client_ip, event.user_agent)
 
     def _salt(self, day: date) -> bytes:
         if day not in self._salts:
@@ -205,6 +204,12 @@ class ClickRecorder:
             self._wake.clear()
             if self._thread is me:
                 self.flush()
+
+
+@functools.lru_cache(maxsize=8192)
+def _keyed_hash(salt: bytes, client_ip: str, user_agent: str) -> str:
+    message = f"{client_ip}|{user_agent}".encode("utf-8", "surrogatepass")
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
 
 
 def _stored(row: tuple) -> tuple:

@@ -24,6 +24,7 @@ MAX_USER_AGENT = 512
 MAX_HOST = 255
 
 
+@functools.lru_cache(maxsize=4096)
 def is_bot(user_agent: str) -> bool:
     """True for crawlers, link previewers and scripted clients (and for a missing User-Agent)."""
     return not user_agent or _BOT.search(user_agent) is not None
