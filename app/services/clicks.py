@@ -7,9 +7,11 @@ daily visitors and the per-link counters. Nothing here ever blocks or fails a re
 
 from __future__ import annotations
 
+import csv
 import functools
 import hashlib
 import hmac
+import io
 import logging
 import os
 import secrets
@@ -91,8 +93,9 @@ class ClickRecorder:
         now: datetime | None = None,
     ) -> None:
         """Buffer one click (never touches the database)."""
+        user_agent = user_agent[:MAX_USER_AGENT].replace("\x00", "")
         bot = is_bot(user_agent)
-        event = ClickEvent(link_id, now or utcnow(), user_agent[:MAX_USER_AGENT], referrer, client_ip, bot)
+        event = ClickEvent(link_id, now or utcnow(), user_agent, referrer, client_ip, bot)
         with self._lock:
             if len(self._events) >= self.max_events:
                 self.dropped += 1
@@ -149,14 +152,12 @@ class ClickRecorder:
             self._pending_human.update(pending)
 
     def _write(self, events: list[ClickEvent]) -> None:
-        _add_to_counters(events)
         if not self.analytics:
-            return
-        rows = [self._row(event) for event in events]
-        insert_rows("click", CLICK_COLUMNS, [_stored(row) for row in rows])
-        _add_to_rollups(rows)
-        visitors = sorted({(row[0], row[1].date().isoformat(), row[7]) for row in rows})
-        insert_rows("daily_visitor", ("link_id", "day", "visitor_hash"), visitors, "ON CONFLICT DO NOTHING")
+            _add_to_counters([(event.link_id, event.bot) for event in events])
+        elif is_postgres():
+            _write_postgres([self._row(event) for event in events])
+        else:
+            _write_portable([self._row(event) for event in events])
 
     def _row(self, event: ClickEvent) -> tuple:
         browser, os_family, device = classify(event.user_agent)
@@ -216,12 +217,60 @@ def _stored(row: tuple) -> tuple:
     return (row[0], STORED_TIME(row[1]), *row[2:])
 
 
-def _add_to_counters(events: list[ClickEvent]) -> None:
+def _write_portable(rows: list[tuple]) -> None:
+    """Any database: counters, raw clicks, rollups and visitors computed here, written in bulk."""
+    _add_to_counters([(row[0], row[6]) for row in rows])
+    insert_rows("click", CLICK_COLUMNS, [_stored(row) for row in rows])
+    _add_to_rollups(rows)
+    visitors = sorted({(row[0], row[1].date().isoformat(), row[7]) for row in rows})
+    insert_rows("daily_visitor", ("link_id", "day", "visitor_hash"), visitors, "ON CONFLICT DO NOTHING")
+
+
+# PostgreSQL: COPY the batch into a temporary table, then let the server aggregate it. Python only
+# writes CSV (~1 µs per click instead of ~25 µs of per-row parameter rendering).
+POSTGRES_BATCH = [
+    "CREATE TEMP TABLE IF NOT EXISTS click_batch (link_id bigint, clicked_at timestamptz, "
+    "referrer_host text, browser text, os text, device text, is_bot boolean, visitor_hash text) "
+    "ON COMMIT DELETE ROWS",
+    "COPY click_batch FROM STDIN WITH (FORMAT csv, NULL '\\N')",  # an empty field is '', never NULL
+    f"INSERT INTO click ({', '.join(CLICK_COLUMNS)}) SELECT {', '.join(CLICK_COLUMNS)} FROM click_batch",  # noqa: S608 (constants)
+    "INSERT INTO click_rollup (link_id, hour, referrer_host, browser, os, device, is_bot, clicks) "
+    "SELECT link_id, date_trunc('hour', clicked_at), referrer_host, browser, os, device, is_bot, count(*) "
+    "FROM click_batch GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 "
+    "ON CONFLICT (link_id, hour, referrer_host, browser, os, device, is_bot) "
+    "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks",
+    "INSERT INTO daily_visitor (link_id, day, visitor_hash) "
+    "SELECT DISTINCT link_id, (clicked_at AT TIME ZONE 'UTC')::date, visitor_hash FROM click_batch "
+    "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING",
+    "UPDATE link SET click_count = link.click_count + b.total, "
+    "human_click_count = link.human_click_count + b.human "
+    "FROM (SELECT link_id, count(*) AS total, count(*) FILTER (WHERE NOT is_bot) AS human "
+    "FROM click_batch GROUP BY link_id ORDER BY link_id) AS b WHERE link.id = b.link_id",
+]
+
+
+def _write_postgres(rows: list[tuple]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows((*_stored(row)[:6], "t" if row[6] else "f", row[7]) for row in rows)
+    buffer.seek(0)
+    cursor = db.cursor()
+    try:
+        create, copy, *aggregate = POSTGRES_BATCH
+        cursor.execute(create)
+        cursor.execute("TRUNCATE click_batch")  # empty even when this flush is nested in a transaction
+        cursor.copy_expert(copy, buffer)
+        for statement in aggregate:
+            cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+def _add_to_counters(clicks: list[tuple[int, bool]]) -> None:
     totals: Counter[int] = Counter()
     humans: Counter[int] = Counter()
-    for event in events:
-        totals[event.link_id] += 1
-        humans[event.link_id] += not event.bot
+    for link_id, bot in clicks:
+        totals[link_id] += 1
+        humans[link_id] += not bot
     rows = [(link_id, totals[link_id], humans[link_id]) for link_id in sorted(totals)]  # stable lock order
     if is_postgres():
         execute_many(

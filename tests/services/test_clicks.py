@@ -13,6 +13,7 @@ from peewee import OperationalError
 from app.db import db, make_database
 from app.errors import LinkGone
 from app.models import Click, ClickRollup, DailyVisitor, Link, VisitorSalt
+from app.services import clicks as clicks_module
 from app.services import links
 from app.services.clicks import ClickRecorder
 from app.services.link_cache import LinkCache
@@ -189,11 +190,13 @@ def test_failed_flush_keeps_the_clicks_for_the_next_attempt(monkeypatch):
     clicks = recorder()
     clicks.record(link.id, user_agent=CHROME)
 
-    def database_down(*args, **kwargs):
-        raise OperationalError("connection refused")
+    def fails_half_way(rows):
+        clicks_module._add_to_counters([(row[0], row[6]) for row in rows])  # a write that must roll back
+        raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patch:
-        patch.setattr("app.services.clicks.insert_rows", database_down)
+        patch.setattr(clicks_module, "_write_postgres", fails_half_way)
+        patch.setattr(clicks_module, "_write_portable", fails_half_way)
         assert clicks.flush() == 0
     assert stored(link).click_count == 0  # the failed transaction wrote nothing
     clicks.record(link.id, user_agent=CHROME)
