@@ -1,15 +1,17 @@
-"""Flask CLI commands: db upgrade|status, create-admin, create-user, issue-key."""
+"""Flask CLI commands: db upgrade|status, create-admin, create-user, issue-key, prune-clicks."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 from app import migrate
-from app.db import db
+from app.db import db, utcnow
 from app.models import User
-from app.services import api_keys, users
+from app.services import api_keys, clicks, users
 
 
 def register(app: Flask) -> None:
@@ -47,6 +49,15 @@ def register(app: Flask) -> None:
         """Create a user (no key; see issue-key)."""
         user = users.create_user(None, name, role)
         click.echo(f"user {user.name!r} (id {user.id}, {user.role}) created")
+
+    @app.cli.command("prune-clicks")
+    @click.option(
+        "--days", type=click.IntRange(min=1), required=True, help="Keep this many days of raw clicks."
+    )
+    def prune_clicks(days: int) -> None:
+        """Delete raw click rows older than DAYS days (statistics come from rollups and are kept)."""
+        deleted = clicks.prune_clicks(utcnow() - timedelta(days=days))
+        click.echo(f"deleted {deleted} raw clicks older than {days} days")
 
     @app.cli.command("issue-key")
     @click.argument("name")

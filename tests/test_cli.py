@@ -65,3 +65,37 @@ def test_prepare_database_migrates_and_installs_initial_key(settings, tmp_path):
             assert authenticate("z" * 40).is_admin
     finally:
         db.initialize(original)
+
+
+def test_prune_clicks_deletes_old_raw_clicks_and_keeps_stats(app):
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import Click, ClickRollup
+    from tests.factories import make_link
+
+    link = make_link()
+    recorder = app.extensions["clicks"]
+    now = datetime.now(UTC)
+    for age in (100, 95, 1):
+        recorder.record(link.id, user_agent="Mozilla/5.0 Firefox/120.0", now=now - timedelta(days=age))
+    recorder.flush()
+    result = app.test_cli_runner().invoke(args=["prune-clicks", "--days", "90"])
+    assert result.exit_code == 0 and "deleted 2 raw clicks" in result.output
+    assert Click.select().where(Click.link == link.id).count() == 1
+    assert sum(r.clicks for r in ClickRollup.select().where(ClickRollup.link == link.id)) == 3
+
+
+def test_prune_clicks_works_in_batches(app):
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import Click
+    from app.services.clicks import prune_clicks
+    from tests.factories import make_link
+
+    link = make_link()
+    recorder = app.extensions["clicks"]
+    for _ in range(5):
+        recorder.record(link.id, user_agent="x", now=datetime.now(UTC) - timedelta(days=10))
+    recorder.flush()
+    assert prune_clicks(datetime.now(UTC), batch=2) == 5
+    assert Click.select().where(Click.link == link.id).count() == 0

@@ -298,3 +298,15 @@ def _add_to_rollups(rows: list[tuple]) -> None:
         f"ON CONFLICT ({', '.join(ROLLUP_DIMENSIONS)}) "
         "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks",
     )
+
+
+def prune_clicks(older_than: datetime, batch: int = 10_000) -> int:
+    """Delete raw clicks before `older_than`, in batches; rollups and visitors (the stats) stay."""
+    deleted = 0
+    while True:
+        with db.atomic():
+            ids = Click.select(Click.id).where(Click.clicked_at < older_than).limit(batch)
+            count = Click.delete().where(Click.id.in_(ids)).execute()
+        deleted += count
+        if count < batch:
+            return deleted
