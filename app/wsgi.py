@@ -6,9 +6,13 @@ from dotenv import load_dotenv
 
 from app import create_app
 from app.logs import configure_logging
+from app.services.user_agents import classify
 
 load_dotenv()
 configure_logging()
 app = create_app()
+# Load the User-Agent parser's rules now, in the gunicorn master (preload_app): forked workers share
+# the pages instead of each building its own copy on its first click (~25 MiB each).
+classify("Mozilla/5.0")
 # Graceful shutdown (SIGTERM → worker exit) writes the clicks still buffered in this process.
 atexit.register(app.extensions["clicks"].close)
