@@ -107,7 +107,9 @@ def make_database(settings: Settings) -> Database:
     params = parse_db_url(settings.database_url, unquote_password=True, unquote_user=True)
     if parsed.scheme in POSTGRES_SCHEMES:
         params.setdefault("connect_timeout", settings.db_connect_timeout)
-        params.setdefault("options", f"-c statement_timeout={settings.db_statement_timeout_ms}")
+        params.setdefault(
+            "options", f"-c statement_timeout={settings.db_statement_timeout_ms} -c timezone=UTC"
+        )
         # Fail a send to a vanished server within the connect timeout instead of TCP's minutes.
         params.setdefault("tcp_user_timeout", settings.db_connect_timeout * 1000)
         params.setdefault("application_name", "shortener")

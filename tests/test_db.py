@@ -57,7 +57,7 @@ def test_make_database_builds_a_pool_with_timeouts_for_postgres():
     assert database._max_connections == 7
     assert database.connect_params["password"] == "s@cret"
     assert database.connect_params["connect_timeout"] == 3
-    assert database.connect_params["options"] == "-c statement_timeout=1500"
+    assert database.connect_params["options"] == "-c statement_timeout=1500 -c timezone=UTC"
     assert database.connect_params["tcp_user_timeout"] == 3000
 
 

@@ -27,7 +27,7 @@ def list_keys() -> Response:
     return jsonify([key_json(key) for key in api_keys.list_keys(require_principal(), **query.model_dump())])
 
 
-@bp.delete("/keys/<int:key_id>")
+@bp.delete("/keys/<int(max=9223372036854775807):key_id>")
 def revoke(key_id: int) -> tuple[str, int]:
     """Revoke a key; it stops working at once."""
     api_keys.revoke_key(require_principal(), key_id)

@@ -8,7 +8,7 @@ from werkzeug.routing import BaseConverter
 
 from app.api.http import clicks, link_cache, settings
 from app.services.codes import CODE_PATTERN
-from app.services.links import resolve_for_redirect
+from app.services.links import Visit, resolve_for_redirect
 
 bp = Blueprint("redirect", __name__)
 
@@ -40,13 +40,9 @@ def follow(code: str) -> Response:
 
     404 for unknown codes, 410 for deactivated, expired, used-up or deleted links. HEAD is not a click.
     """
-    counter = clicks()
-    target = resolve_for_redirect(code, settings(), counter, link_cache())
+    visit = None
     if request.method == "GET":  # HEAD is not a click
-        counter.record(
-            target.link_id,
-            user_agent=request.headers.get("User-Agent", ""),
-            referrer=request.headers.get("Referer"),
-            client_ip=request.remote_addr or "",
-        )
+        headers = request.headers
+        visit = Visit(headers.get("User-Agent", ""), headers.get("Referer"), request.remote_addr or "")
+    target = resolve_for_redirect(code, settings(), clicks(), link_cache(), visit=visit)
     return RedirectResponse(b"", status=target.status, headers={"Location": target.url})

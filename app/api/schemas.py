@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
 
 from flask import Request
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,7 +26,25 @@ Shape = TypeVar("Shape", bound=BaseModel)
 Alias = Annotated[
     StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{3,64}$", description="Custom code: 3-64 of A-Z a-z 0-9 _ -")
 ]
-Title = Annotated[StrictStr, Field(max_length=200)]
+MAX_ID = 2**63 - 1  # ids are BIGINT: larger numbers cannot name anything
+# Control characters (NUL above all, which PostgreSQL cannot store) are refused in free text.
+Text = Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+Title = Annotated[Text, Field(max_length=200)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _utc_in_range(value: datetime) -> datetime:
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not 2 <= value.year <= 9998:
+        raise ValueError("must be between the years 2 and 9998")
+    return value
+
+
+# An aware timestamp, in UTC, far enough from datetime's limits for hour arithmetic.
+Moment = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
 PositiveInt = Annotated[StrictInt, Field(ge=1, le=2**62)]
 RedirectType = Literal[301, 302, 307, 308]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -42,7 +62,7 @@ class CreateLinkRequest(Body):
     url: StrictStr = Field(description="Absolute http(s) URL to shorten.")
     alias: Alias | None = None
     title: Title | None = None
-    expires_at: AwareDatetime | None = Field(None, description="ISO 8601 with a timezone, in the future.")
+    expires_at: Moment | None = Field(None, description="ISO 8601 with a timezone, in the future.")
     max_clicks: PositiveInt | None = None
     redirect_type: RedirectType | None = None
 
@@ -52,7 +72,7 @@ class UpdateLinkRequest(Body):
 
     url: StrictStr | None = None
     title: Title | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Moment | None = None
     max_clicks: PositiveInt | None = None
     redirect_type: RedirectType | None = None
     is_active: StrictBool | None = None
@@ -66,8 +86,10 @@ class ListLinksQuery(BaseModel):
     limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE, description="Links per page.")
     cursor: str | None = Field(None, max_length=64, description="Opaque cursor from the Link header.")
     active: bool | None = Field(None, description="Only links that redirect now (true) or not (false).")
-    q: str | None = Field(None, max_length=200, description="Search in target URL and title.")
-    owner: int | None = Field(None, ge=1, description="Admins: only this user's links.")
+    q: Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")] | None = Field(
+        None, max_length=200, description="Search in the stored (normalised) target URL and title."
+    )
+    owner: Id | None = Field(None, description="Admins: only this user's links.")
 
 
 class StatsQuery(BaseModel):
@@ -75,10 +97,8 @@ class StatsQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    start: AwareDatetime | None = Field(
-        None, alias="from", description="Window start (default: 30 days before to)."
-    )
-    end: AwareDatetime | None = Field(None, alias="to", description="Window end, exclusive (default: now).")
+    start: Moment | None = Field(None, alias="from", description="Window start (default: 30 days before to).")
+    end: Moment | None = Field(None, alias="to", description="Window end, exclusive (default: now).")
     bucket: Literal["hour", "day", "month"] = Field("day", description="Time-series bucket.")
 
 
@@ -91,9 +111,9 @@ class SiteStatsQuery(StatsQuery):
 class CreateKeyRequest(Body):
     """Body of POST /keys."""
 
-    name: Annotated[StrictStr, Field(max_length=100)] = ""
-    expires_at: AwareDatetime | None = None
-    user_id: PositiveInt | None = Field(None, description="Admins: issue the key for this user.")
+    name: Annotated[Text, Field(max_length=100)] = ""
+    expires_at: Moment | None = None
+    user_id: Id | None = Field(None, description="Admins: issue the key for this user.")
 
 
 class ListKeysQuery(BaseModel):
@@ -101,7 +121,7 @@ class ListKeysQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    user_id: int | None = Field(None, ge=1)
+    user_id: Id | None = None
 
 
 class CreateUserRequest(Body):

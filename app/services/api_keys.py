@@ -24,6 +24,7 @@ class Principal:
     user_id: int
     role: str
     key_id: int
+    key_expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -60,7 +61,7 @@ def authenticate(raw_key: str, *, now: datetime | None = None) -> Principal:
         raise Unauthorized("The API key has expired or been revoked.")
     if last_used_at is None or now - last_used_at > TOUCH_INTERVAL:
         ApiKey.update(last_used_at=now).where(ApiKey.id == key_id).execute()
-    return Principal(user_id=user_id, role=role, key_id=key_id)
+    return Principal(user_id=user_id, role=role, key_id=key_id, key_expires_at=expires_at)
 
 
 def issue_key(
@@ -78,6 +79,15 @@ def issue_key(
         raise Forbidden("Only admins can issue keys for other users.")
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("expires_at must be in the future", field="expires_at")
+    # A key never outlives the key that created it: a leaked short-lived key cannot mint a
+    # permanent one.
+    limit = principal.key_expires_at
+    if limit is not None:
+        if expires_at is not None and expires_at > limit:
+            raise InvalidInput(
+                f"expires_at must not be after your key's expiry ({limit.isoformat()})", field="expires_at"
+            )
+        expires_at = expires_at or limit
     if not User.select().where(User.id == owner_id).exists():
         raise InvalidInput(f"user {owner_id} does not exist", field="user_id")
     return create_key(owner_id, name=name, expires_at=expires_at, now=now)

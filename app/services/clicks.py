@@ -91,15 +91,22 @@ class ClickRecorder:
         referrer: str | None = None,
         client_ip: str = "",
         now: datetime | None = None,
-    ) -> None:
-        """Buffer one click (never touches the database)."""
+        limit: int | None = None,
+    ) -> bool:
+        """Buffer one click (never touches the database); False, and nothing recorded, when refused.
+
+        `limit` is how many more human clicks the link may take beyond its stored count: checking it
+        against this process's buffered clicks and recording the click are one atomic step.
+        """
         user_agent = user_agent[:MAX_USER_AGENT].replace("\x00", "")
         bot = is_bot(user_agent)
         event = ClickEvent(link_id, now or utcnow(), user_agent, referrer, client_ip, bot)
         with self._lock:
+            if limit is not None and self._pending_human[link_id] >= limit:
+                return False
             if len(self._events) >= self.max_events:
                 self.dropped += 1
-                return
+                return True  # the redirect still happens; only its record is lost (and counted)
             self._events.append(event)
             if not bot:
                 self._pending_human[link_id] += 1
@@ -108,9 +115,10 @@ class ClickRecorder:
             self._ensure_thread()
             if full:
                 self._wake.set()
+        return True
 
     def pending(self, link_id: int) -> int:
-        """Human clicks on `link_id` buffered here and not yet written (for max_clicks)."""
+        """Human clicks on `link_id` recorded here and not yet committed (for max_clicks)."""
         with self._lock:
             return self._pending_human.get(link_id, 0)
 
@@ -120,11 +128,14 @@ class ClickRecorder:
             return len(self._events)
 
     def flush(self) -> int:
-        """Write the buffered clicks in one transaction; return how many (0, and kept, on failure)."""
+        """Write the buffered clicks in one transaction; return how many (0, and kept, on failure).
+
+        The clicks being written stay in `pending` until their transaction has committed, so the
+        click-limit check always sees them, either as pending or as stored.
+        """
         with self._flush_lock:
             with self._lock:
                 events, self._events = self._events, []
-                pending, self._pending_human = self._pending_human, Counter()
             if not events:
                 return 0
             try:
@@ -132,8 +143,11 @@ class ClickRecorder:
                     self._write(events)
             except Exception as error:  # whatever failed, the clicks are kept and retried, never lost
                 log.warning("click flush failed, %d clicks kept for retry: %s", len(events), error)
-                self._restore(events, pending)
+                self._salts = {}  # a salt created in the failed transaction does not exist
+                self._restore(events)
                 return 0
+            with self._lock:
+                self._pending_human -= _human_counts(events)
             return len(events)
 
     def close(self) -> None:
@@ -143,13 +157,17 @@ class ClickRecorder:
         if thread is not None and thread.is_alive() and self._pid == os.getpid():
             thread.join(timeout=self.interval + 5)
         self.flush()
+        left = self.depth()
+        if left:
+            log.error("shutting down with %d clicks that could not be written; they are lost", left)
 
-    def _restore(self, events: list[ClickEvent], pending: Counter[int]) -> None:
+    def _restore(self, events: list[ClickEvent]) -> None:
         with self._lock:
             merged = events + self._events
-            self.dropped += max(0, len(merged) - self.max_events)
-            self._events = merged[: self.max_events]
-            self._pending_human.update(pending)
+            kept, lost = merged[: self.max_events], merged[self.max_events :]
+            self._events = kept
+            self.dropped += len(lost)
+            self._pending_human -= _human_counts(lost)
 
     def _write(self, events: list[ClickEvent]) -> None:
         if not self.analytics:
@@ -213,6 +231,10 @@ def _keyed_hash(salt: bytes, client_ip: str, user_agent: str) -> str:
     return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
 
 
+def _human_counts(events: list[ClickEvent]) -> Counter[int]:
+    return Counter(event.link_id for event in events if not event.bot)
+
+
 def _stored(row: tuple) -> tuple:
     return (row[0], STORED_TIME(row[1]), *row[2:])
 
@@ -235,7 +257,8 @@ POSTGRES_BATCH = [
     "COPY click_batch FROM STDIN WITH (FORMAT csv, NULL '\\N')",  # an empty field is '', never NULL
     f"INSERT INTO click ({', '.join(CLICK_COLUMNS)}) SELECT {', '.join(CLICK_COLUMNS)} FROM click_batch",  # noqa: S608 (constants)
     "INSERT INTO click_rollup (link_id, hour, referrer_host, browser, os, device, is_bot, clicks) "
-    "SELECT link_id, date_trunc('hour', clicked_at), referrer_host, browser, os, device, is_bot, count(*) "
+    "SELECT link_id, date_trunc('hour', clicked_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
+    "referrer_host, browser, os, device, is_bot, count(*) "
     "FROM click_batch GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 "
     "ON CONFLICT (link_id, hour, referrer_host, browser, os, device, is_bot) "
     "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks",

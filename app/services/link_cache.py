@@ -26,8 +26,14 @@ class LinkCache:
     ) -> None:
         self._entries: TTLCache | None = TTLCache(maxsize, ttl, timer) if maxsize > 0 and ttl > 0 else None
         self._lock = threading.Lock()
+        self._generation = 0
         self.hits = 0
         self.misses = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes on every invalidation; take it before loading a row, pass it to `put`."""
+        return self._generation
 
     def get(self, code: str) -> Any:
         """The cached row for `code`, None for a cached miss, or UNCACHED."""
@@ -41,16 +47,22 @@ class LinkCache:
             self.hits += 1
         return row
 
-    def put(self, code: str, row: tuple | None) -> None:
-        """Remember what `code` resolved to (None: no such code)."""
+    def put(self, code: str, row: tuple | None, generation: int | None = None) -> None:
+        """Remember what `code` resolved to (None: no such code).
+
+        With `generation` (read before the row was loaded), the row is not kept if an invalidation
+        happened meanwhile: it may be older than that change.
+        """
         if self._entries is not None:
             with self._lock:
-                self._entries[code] = row
+                if generation is None or generation == self._generation:
+                    self._entries[code] = row
 
     def invalidate(self, code: str) -> None:
         """Forget `code` (after it was created, edited or deleted through this process)."""
         if self._entries is not None:
             with self._lock:
+                self._generation += 1
                 self._entries.pop(code, None)
 
     def __len__(self) -> int:

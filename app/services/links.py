@@ -118,20 +118,38 @@ def _insert_alias(alias: str, fields: dict[str, Any]) -> Link:
         raise AliasTaken(f"The alias {alias!r} is already taken; choose another one.") from None
 
 
-def resolve_for_redirect(
-    code: str, settings: Settings, clicks: ClickRecorder, cache: LinkCache, *, now: datetime | None = None
-) -> Redirect:
-    """Where `code` redirects now; LinkNotFound for unknown codes, LinkGone for dead links.
+@dataclass(frozen=True)
+class Visit:
+    """What a GET redirect tells about its visitor (recorded as a click)."""
 
-    Served from the per-process cache when possible, else one indexed read with pre-rendered SQL
-    (then cached). Expiry and click limits are checked on every call; the caller counts the click.
+    user_agent: str = ""
+    referrer: str | None = None
+    client_ip: str = ""
+
+
+def resolve_for_redirect(
+    code: str,
+    settings: Settings,
+    clicks: ClickRecorder,
+    cache: LinkCache,
+    *,
+    visit: Visit | None = None,
+    now: datetime | None = None,
+) -> Redirect:
+    """Where `code` redirects now, recording `visit` as a click; LinkNotFound / LinkGone otherwise.
+
+    Served from the per-process cache when possible, else one indexed read with pre-rendered SQL.
+    Links with a click limit are never cached (their stored count must be current), and the limit
+    check and the click's recording are one atomic step, so one process never exceeds the limit.
     """
     if not is_well_formed(code):
         raise LinkNotFound()
     row = cache.get(code)
     if row is UNCACHED:
+        generation = cache.generation
         row = _load_redirect_row(code)
-        cache.put(code, row)
+        if row is None or row[5] is None:
+            cache.put(code, row, generation)
     if row is None:
         raise LinkNotFound()
     link_id, url, redirect_type, is_active, expires_at, max_clicks, human_clicks, deleted_at = row
@@ -139,7 +157,20 @@ def resolve_for_redirect(
         raise LinkGone()
     if expires_at is not None and expires_at <= (now or utcnow()):
         raise LinkGone("This short link has expired.")
-    if max_clicks is not None and human_clicks + clicks.pending(link_id) >= max_clicks:
+    allowance = None if max_clicks is None else max_clicks - human_clicks
+    admitted = (
+        clicks.record(
+            link_id,
+            user_agent=visit.user_agent,
+            referrer=visit.referrer,
+            client_ip=visit.client_ip,
+            limit=allowance,
+            now=now,
+        )
+        if visit is not None
+        else allowance is None or clicks.pending(link_id) < allowance
+    )
+    if not admitted:
         raise LinkGone("This short link has reached its click limit.")
     return Redirect(link_id, url, redirect_type or settings.default_redirect_status)
 
@@ -207,19 +238,21 @@ def update_link(
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     if "url" in changes:
-        link.target_url = normalize_url(
+        changes["target_url"] = normalize_url(
             changes.pop("url"), max_length=settings.max_url_length, own_netlocs=own_netlocs
         )
     if changes.get("is_active", True) is None:
         raise InvalidInput("is_active must be true or false", field="is_active")
     if "expires_at" in changes:
         changes["expires_at"] = _future(changes["expires_at"], now)
-    for name, value in changes.items():
-        setattr(link, name, value)
-    link.updated_at = now
-    link.save()
+    # Write only the changed columns, and only while the link still exists: a full save() would
+    # write back click counters read earlier, or resurrect a link deleted meanwhile.
+    fields = {getattr(Link, name): value for name, value in changes.items()}
+    fields[Link.updated_at] = now
+    if Link.update(fields).where(Link.id == link.id, Link.deleted_at.is_null()).execute() == 0:
+        raise LinkNotFound()
     _forget(cache, link.code)
-    return link
+    return Link.get_by_id(link.id)
 
 
 def delete_link(
@@ -316,7 +349,7 @@ def decode_cursor(cursor: str) -> int:
     """The id a cursor resumes after; InvalidInput when it was not made by encode_cursor."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if raw.isdigit() and len(raw) < 20:
+        if raw.isdigit() and int(raw) < 2**63:
             return int(raw)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

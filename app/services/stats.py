@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from peewee import Field, ModelSelect, fn
 
@@ -36,8 +36,8 @@ def window(
     """Validate and align a stats window; defaults to the last 30 days."""
     if bucket not in BUCKETS:
         raise InvalidInput(f"bucket must be one of {', '.join(BUCKETS)}", field="bucket")
-    end = _ceil_hour(end or now or utcnow())
-    start = _floor_hour(start or end - DEFAULT_WINDOW)
+    end = _ceil_hour((end or now or utcnow()).astimezone(UTC))  # buckets are UTC hours, days, months
+    start = _floor_hour(start.astimezone(UTC) if start else end - DEFAULT_WINDOW)
     if start >= end:
         raise InvalidInput("from must be before to", field="from")
     aligned = Window(start, end, bucket)
