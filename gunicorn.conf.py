@@ -3,12 +3,21 @@
 import multiprocessing
 import os
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
+
+def _positive_int(name: str, default: int) -> int:
+    """An integer setting from the environment; a bad value stops the start naming the variable."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"configuration error: {name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_positive_int('PORT', 8080)}"
 # One process per core: on 2 cores, 4 or 8 processes measured no faster and cost ~25-40 MiB each
 # (docs/PERFORMANCE.md).
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+workers = _positive_int("WEB_CONCURRENCY", multiprocessing.cpu_count())
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = _positive_int("GUNICORN_THREADS", 4)
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly.
 # With one shared socket, gthread workers race to accept and one often takes most keep-alive
 # connections, halving throughput (measured: docs/PERFORMANCE.md).

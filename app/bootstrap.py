@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, check_server_env
 from app.db import connected, db, make_database
 from app.migrate import upgrade
 from app.services.users import ensure_initial_admin
@@ -27,6 +27,7 @@ def settings_from_env_or_exit() -> Settings:
 
     load_dotenv()
     try:
+        check_server_env()
         return Settings.from_env()
     except ConfigError as error:
         sys.exit(f"configuration error: {error}")

@@ -84,6 +84,14 @@ class Settings:
         return settings
 
 
+def check_server_env(environ: Mapping[str, str] | None = None) -> None:
+    """Validate the variables gunicorn.conf.py reads (gunicorn itself would fail with a bare traceback)."""
+    env = _Env(os.environ if environ is None else environ)
+    env.integer("PORT", 8080, low=1, high=65535)
+    env.integer("WEB_CONCURRENCY", 1, low=1, high=256)
+    env.integer("GUNICORN_THREADS", 4, low=1, high=1024)
+
+
 class _Env:
     """Typed accessors over an environment mapping; empty values count as unset."""
 

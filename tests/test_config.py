@@ -95,6 +95,18 @@ def test_initial_api_key_is_kept_out_of_repr():
     assert settings.click_flush_interval == 0.25
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PORT", "http"), ("PORT", "70000"), ("WEB_CONCURRENCY", "0"), ("GUNICORN_THREADS", "x")],
+)
+def test_server_variables_are_checked_naming_them(name, value):
+    from app.config import check_server_env
+
+    with pytest.raises(ConfigError, match=name):
+        check_server_env({name: value})
+    check_server_env({})  # defaults are fine
+
+
 def test_reads_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("SHORT_CODE_LENGTH", "11")
     assert Settings.from_env().code_length == 11

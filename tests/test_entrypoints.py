@@ -29,6 +29,15 @@ def test_setup_db_fails_naming_a_bad_variable(tmp_path):
     assert result.returncode != 0 and "SHORT_CODE_LENGTH" in result.stderr
 
 
+def test_run_py_refuses_a_bad_server_setting_naming_it(tmp_path):
+    env = service_env(tmp_path, WEB_CONCURRENCY="many", PORT="8999")
+    result = subprocess.run(
+        [sys.executable, "run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "WEB_CONCURRENCY must be an integer, got 'many'" in result.stderr
+
+
 def test_run_py_migrates_and_serves_until_sigterm_then_flushes_clicks(tmp_path):
     admin_key = "initial-admin-key-" + "x" * 30
     # A one-minute flush interval: only the shutdown flush can write the clicks in time.
