@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg2
 from flask import Flask
 from peewee import (
     Database,
@@ -31,7 +32,14 @@ from app.config import POSTGRES_SCHEMES, Settings
 db = DatabaseProxy()
 
 # Failures that mean "the database cannot serve us right now" rather than a bug.
-UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, MaxConnectionsExceeded)
+# (psycopg2's own classes too: creating a cursor on a connection that died is not wrapped by peewee.)
+UNAVAILABLE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    MaxConnectionsExceeded,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+)
 
 
 class PooledPostgres(PooledPostgresqlDatabase):
@@ -56,7 +64,7 @@ class PooledPostgres(PooledPostgresqlDatabase):
     def _once_more_if_dead(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return operation(*args, **kwargs)
-        except (OperationalError, InterfaceError):
+        except UNAVAILABLE_ERRORS:
             connection = self._state.conn
             died = connection is not None and bool(connection.closed)
             if self.in_transaction() or not died:

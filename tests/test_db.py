@@ -158,3 +158,12 @@ def test_a_connection_killed_while_idle_is_replaced_without_an_error(
         assert response.status_code == 201
         Link.delete().where(Link.code == response.get_json()["short_code"]).execute()
     assert own_connection.connection().get_backend_pid() != pid
+
+
+def test_a_connection_closed_under_the_pool_is_replaced_without_an_error(app, own_connection, settings):
+    if not settings.is_postgres:
+        pytest.skip("the retry on a dead connection is PostgreSQL's")
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    own_connection.connection().close()  # the driver's connection is gone; peewee still holds it
+    assert client.get("/urls").status_code == 200
