@@ -37,6 +37,10 @@ CLICK_COLUMNS = (
     "visitor_hash",
 )
 ROLLUP_DIMENSIONS = ("link_id", "hour", "referrer_host", "browser", "os", "device", "is_bot")
+ROLLUP_UPSERT = (  # add a batch's counts to the rows that already exist
+    f"ON CONFLICT ({', '.join(ROLLUP_DIMENSIONS)}) "
+    "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks"
+)
 STORED_TIME = Click.clicked_at.db_value  # aware UTC → the stored form, same as the ORM writes
 
 
@@ -256,12 +260,10 @@ POSTGRES_BATCH = [
     "ON COMMIT DELETE ROWS",
     "COPY click_batch FROM STDIN WITH (FORMAT csv, NULL '\\N')",  # an empty field is '', never NULL
     f"INSERT INTO click ({', '.join(CLICK_COLUMNS)}) SELECT {', '.join(CLICK_COLUMNS)} FROM click_batch",  # noqa: S608 (constants)
-    "INSERT INTO click_rollup (link_id, hour, referrer_host, browser, os, device, is_bot, clicks) "
+    f"INSERT INTO click_rollup ({', '.join(ROLLUP_DIMENSIONS)}, clicks) "  # noqa: S608 (constants)
     "SELECT link_id, date_trunc('hour', clicked_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
     "referrer_host, browser, os, device, is_bot, count(*) "
-    "FROM click_batch GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 "
-    "ON CONFLICT (link_id, hour, referrer_host, browser, os, device, is_bot) "
-    "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks",
+    f"FROM click_batch GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 {ROLLUP_UPSERT}",
     "INSERT INTO daily_visitor (link_id, day, visitor_hash) "
     "SELECT DISTINCT link_id, (clicked_at AT TIME ZONE 'UTC')::date, visitor_hash FROM click_batch "
     "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING",
@@ -318,8 +320,7 @@ def _add_to_rollups(rows: list[tuple]) -> None:
         "click_rollup",
         (*ROLLUP_DIMENSIONS, "clicks"),
         [(*key, clicks) for key, clicks in sorted(counts.items())],  # sorted: stable lock order
-        f"ON CONFLICT ({', '.join(ROLLUP_DIMENSIONS)}) "
-        "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks",
+        ROLLUP_UPSERT,
     )
 
 
