@@ -39,3 +39,25 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # No runtime control socket: it would need a writable home directory and nothing here uses it.
 control_socket_disable = True
+
+
+def _drop_server_header() -> None:
+    """Send no `Server` header: naming the server software and version only helps an attacker.
+
+    gunicorn has no setting for it, so its response's default header list is filtered (the patch is
+    made in the master before workers fork, so every worker inherits it).
+    """
+    from gunicorn.http import wsgi
+
+    original = wsgi.Response.default_headers
+    if getattr(original, "drops_server_header", False):
+        return
+
+    def default_headers(self: wsgi.Response) -> list[str]:
+        return [line for line in original(self) if not line.startswith("Server:")]
+
+    default_headers.drops_server_header = True
+    wsgi.Response.default_headers = default_headers
+
+
+_drop_server_header()

@@ -11,7 +11,7 @@ from app.config import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from `settings` (read from the environment when omitted)."""
     from app import cli, db, errors
-    from app.api import keys, links, ops, redirect, stats, users
+    from app.api import headers, keys, limits, links, ops, redirect, stats, users
     from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
 
@@ -33,6 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["code"] = redirect.CodeConverter
     db.init_app(app, db.make_database(settings), recycle_after=settings.db_stale_timeout)
     errors.register_error_handlers(app)
+    headers.register_response_headers(app, settings)
+    limits.init_rate_limits(
+        app, settings, create=links.bp, manage=[links.bp, keys.bp, users.bp, stats.bp], redirect=redirect.bp
+    )
     app.register_blueprint(ops.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(keys.bp)

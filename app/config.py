@@ -5,13 +5,26 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
+
+import limits
 
 DEFAULT_SQLITE_PATH = "var/shortener.sqlite3"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
 SQLITE_SCHEMES = ("sqlite",)
 REDIRECT_STATUSES = (301, 302, 307, 308)
+REFERRER_POLICIES = (
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+)
 T = TypeVar("T")
 
 
@@ -44,6 +57,18 @@ class Settings:
     click_buffer_size: int = 50_000
     redirect_cache_size: int = 10_000
     redirect_cache_ttl: float = 1.0
+    allow_private_targets: bool = False
+    blocked_domains: frozenset[str] = frozenset()
+    permanent_redirect_max_age: int = 300
+    hsts_max_age: int = 0
+    referrer_policy: str = "strict-origin-when-cross-origin"
+    cors_origins: tuple[str, ...] = ()
+    redis_url: str | None = field(default=None, repr=False)
+    ratelimit_enabled: bool = True
+    ratelimit_create: str = "300/minute"
+    ratelimit_manage: str = "1200/minute"
+    ratelimit_auth_failures: str = "60/minute"
+    ratelimit_misses: str = "600/minute"
 
     @property
     def is_postgres(self) -> bool:
@@ -76,6 +101,20 @@ class Settings:
             click_buffer_size=env.integer("CLICK_BUFFER_SIZE", 50_000, low=100, high=10_000_000),
             redirect_cache_size=env.integer("REDIRECT_CACHE_SIZE", 10_000, low=0, high=10_000_000),
             redirect_cache_ttl=env.integer("REDIRECT_CACHE_TTL_MS", 1000, low=0, high=60_000) / 1000,
+            allow_private_targets=env.boolean("ALLOW_PRIVATE_TARGETS", False),
+            blocked_domains=_blocked_domains(env),
+            permanent_redirect_max_age=env.integer("PERMANENT_REDIRECT_MAX_AGE", 300, low=0, high=31_536_000),
+            hsts_max_age=env.integer("HSTS_MAX_AGE", 0, low=0, high=63_072_000),
+            referrer_policy=env.choice(
+                "REFERRER_POLICY", "strict-origin-when-cross-origin", REFERRER_POLICIES
+            ),
+            cors_origins=_cors_origins(env.text("CORS_ORIGINS")),
+            redis_url=_redis_url(env.text("REDIS_URL")),
+            ratelimit_enabled=env.boolean("RATELIMIT_ENABLED", True),
+            ratelimit_create=env.rate_limit("RATELIMIT_CREATE", "300/minute"),
+            ratelimit_manage=env.rate_limit("RATELIMIT_MANAGE", "1200/minute"),
+            ratelimit_auth_failures=env.rate_limit("RATELIMIT_AUTH_FAILURES", "60/minute"),
+            ratelimit_misses=env.rate_limit("RATELIMIT_MISSES", "600/minute"),
         )
         if settings.initial_api_key is not None and len(settings.initial_api_key) < 32:
             raise ConfigError("INITIAL_API_KEY must be at least 32 characters long")
@@ -123,6 +162,17 @@ class _Env:
         if raw.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def rate_limit(self, name: str, default: str) -> str:
+        """A rate limit such as `300/minute` or `10/second;1000/hour`."""
+        raw = self.text(name) or default
+        try:
+            limits.parse_many(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a rate limit like 300/minute or 10/second;1000/hour, got {raw!r}"
+            ) from None
+        return raw
 
     def choice(self, name: str, default: T, choices: tuple[T, ...]) -> T:
         raw = self.text(name)
@@ -172,3 +222,47 @@ def _base_url(raw: str | None) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
         raise ConfigError(f"BASE_URL must be an absolute http(s) URL like https://sho.rt, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _blocked_domains(env: _Env) -> frozenset[str]:
+    """BLOCKED_DOMAINS (comma-separated) plus BLOCKED_DOMAINS_FILE (one per line, # comments)."""
+    from app.errors import InvalidUrl
+    from app.services.urls import domain_key
+
+    entries = [("BLOCKED_DOMAINS", item) for item in (env.text("BLOCKED_DOMAINS") or "").split(",")]
+    path = env.text("BLOCKED_DOMAINS_FILE")
+    if path is not None:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"BLOCKED_DOMAINS_FILE {path!r} cannot be read: {error}") from None
+        entries += [("BLOCKED_DOMAINS_FILE", line.partition("#")[0]) for line in lines]
+    domains = set()
+    for name, entry in entries:
+        if not entry.strip():
+            continue
+        try:
+            domains.add(domain_key(entry))
+        except InvalidUrl:
+            raise ConfigError(f"{name} holds {entry.strip()!r}, which is not a domain name") from None
+    return frozenset(domains)
+
+
+def _cors_origins(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        parsed = urlsplit(origin)
+        valid = parsed.scheme in ("http", "https") and parsed.hostname and not parsed.path
+        if origin != "*" and not valid:
+            raise ConfigError(
+                f"CORS_ORIGINS entries must be origins like https://app.example or *, got {origin!r}"
+            )
+    return origins
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is not None and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}")
+    return raw

@@ -131,6 +131,21 @@ class Forbidden(AppError):
     message = "Your API key does not allow this action."
 
 
+class RateLimited(AppError):
+    """The client sent more requests than its limit allows; it may retry after `retry_after` seconds."""
+
+    status = 429
+    code = "rate_limited"
+    message = "Too many requests; slow down."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ServiceUnavailable(AppError):
     """A dependency is down; the client should retry shortly."""
 
@@ -176,17 +191,20 @@ def error_response(
     return response
 
 
+def render(error: AppError) -> Response:
+    """The JSON response of a typed error."""
+    return error_response(error.status, error.code, error.message, error.headers(), **error.extra)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Render AppErrors, database outages, Werkzeug errors and anything else as JSON."""
 
-    @app.errorhandler(AppError)
-    def _app_error(error: AppError) -> Response:
-        return error_response(error.status, error.code, error.message, error.headers(), **error.extra)
+    app.register_error_handler(AppError, render)
 
     def _database_unavailable(error: Exception) -> Response:
         log.warning("database unavailable: %s", str(error).strip() or type(error).__name__)
         release_after_failure()
-        return _app_error(DatabaseUnavailable())
+        return render(DatabaseUnavailable())
 
     for unavailable in UNAVAILABLE_ERRORS:
         app.register_error_handler(unavailable, _database_unavailable)

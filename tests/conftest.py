@@ -46,7 +46,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         _recreate_postgres_database(url)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-    return Settings(database_url=url, click_flush_interval=0)  # tests flush clicks explicitly
+    # Tests flush clicks explicitly; rate limits are switched on only by the tests about them.
+    return Settings(database_url=url, click_flush_interval=0, ratelimit_enabled=False)
 
 
 @pytest.fixture

@@ -75,6 +75,15 @@ def test_values_are_parsed_and_trimmed():
         ({"ANONYMOUS_SHORTEN": "maybe"}, "ANONYMOUS_SHORTEN"),
         ({"INITIAL_API_KEY": "too-short"}, "INITIAL_API_KEY"),
         ({"CLICK_FLUSH_INTERVAL_MS": "0"}, "CLICK_FLUSH_INTERVAL_MS"),
+        ({"RATELIMIT_CREATE": "lots"}, "RATELIMIT_CREATE"),
+        ({"RATELIMIT_MISSES": "10 per fortnight"}, "RATELIMIT_MISSES"),
+        ({"BLOCKED_DOMAINS": "ok.example, not a domain"}, "BLOCKED_DOMAINS"),
+        ({"BLOCKED_DOMAINS_FILE": "/nonexistent/blocklist.txt"}, "BLOCKED_DOMAINS_FILE"),
+        ({"CORS_ORIGINS": "https://app.example/path"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "app.example"}, "CORS_ORIGINS"),
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
+        ({"REFERRER_POLICY": "everything"}, "REFERRER_POLICY"),
+        ({"HSTS_MAX_AGE": "-1"}, "HSTS_MAX_AGE"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, variable):
@@ -110,3 +119,35 @@ def test_server_variables_are_checked_naming_them(name, value):
 def test_reads_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("SHORT_CODE_LENGTH", "11")
     assert Settings.from_env().code_length == 11
+
+
+def test_hardening_settings_are_parsed(tmp_path):
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text("# phishing\nEvil.Example\n\nbücher.de  # IDN\n", encoding="utf-8")
+    settings = Settings.from_env(
+        {
+            "BLOCKED_DOMAINS": "spam.example, ,other.example.",
+            "BLOCKED_DOMAINS_FILE": str(blocklist),
+            "ALLOW_PRIVATE_TARGETS": "true",
+            "CORS_ORIGINS": "https://app.example/, http://localhost:3000",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "RATELIMIT_CREATE": "10/second;1000/hour",
+            "HSTS_MAX_AGE": "31536000",
+            "REFERRER_POLICY": "No-Referrer",
+            "PERMANENT_REDIRECT_MAX_AGE": "0",
+        }
+    )
+    assert settings.blocked_domains == {"spam.example", "other.example", "evil.example", "xn--bcher-kva.de"}
+    assert settings.allow_private_targets is True
+    assert settings.cors_origins == ("https://app.example", "http://localhost:3000")
+    assert settings.redis_url == "redis://127.0.0.1:6379/0" and "6379" not in repr(settings)
+    assert settings.ratelimit_create == "10/second;1000/hour"
+    assert (settings.hsts_max_age, settings.referrer_policy) == (31536000, "no-referrer")
+    assert settings.permanent_redirect_max_age == 0
+
+
+def test_hardening_defaults_are_safe():
+    settings = Settings.from_env({})
+    assert settings.ratelimit_enabled and not settings.allow_private_targets
+    assert settings.cors_origins == () and settings.blocked_domains == frozenset()
+    assert settings.redis_url is None and settings.hsts_max_age == 0

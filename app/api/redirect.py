@@ -45,4 +45,7 @@ def follow(code: str) -> Response:
         headers = request.headers
         visit = Visit(headers.get("User-Agent", ""), headers.get("Referer"), request.remote_addr or "")
     target = resolve_for_redirect(code, settings(), clicks(), link_cache(), visit=visit)
-    return RedirectResponse(b"", status=target.status, headers={"Location": target.url})
+    cache_control = f"public, max-age={target.max_age}" if target.max_age else "no-store"
+    return RedirectResponse(
+        b"", status=target.status, headers={"Location": target.url, "Cache-Control": cache_control}
+    )

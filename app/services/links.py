@@ -30,6 +30,8 @@ from app.services.link_cache import UNCACHED, LinkCache
 from app.services.urls import normalize_url
 
 MAX_PAGE_SIZE = 1000
+# Permanent redirects may be cached by clients; temporary ones come back on every click.
+PERMANENT_STATUSES = (301, 308)
 EDITABLE = ("url", "title", "expires_at", "max_clicks", "redirect_type", "is_active")
 
 
@@ -60,6 +62,7 @@ class Redirect:
     link_id: int
     url: str
     status: int
+    max_age: int = 0  # seconds clients may cache the redirect; 0: they must come back every time
 
 
 def create_link(
@@ -76,7 +79,7 @@ def create_link(
         raise Unauthorized("Anonymous shortening is disabled: send an API key.")
     now = now or utcnow()
     fields = {
-        "target_url": normalize_url(new.url, max_length=settings.max_url_length, own_netlocs=own_netlocs),
+        "target_url": _target_url(new.url, settings, own_netlocs),
         "title": new.title,
         "expires_at": _future(new.expires_at, now),
         "max_clicks": new.max_clicks,
@@ -172,7 +175,29 @@ def resolve_for_redirect(
     )
     if not admitted:
         raise LinkGone("This short link has reached its click limit.")
-    return Redirect(link_id, url, redirect_type or settings.default_redirect_status)
+    status = redirect_type or settings.default_redirect_status
+    if status in PERMANENT_STATUSES and max_clicks is None:
+        return Redirect(link_id, url, status, _permanent_max_age(settings, expires_at, now))
+    return Redirect(link_id, url, status)
+
+
+def _permanent_max_age(settings: Settings, expires_at: datetime | None, now: datetime | None) -> int:
+    """How long a permanent redirect may be cached: the configured age, never past the link's expiry."""
+    if expires_at is None:
+        return settings.permanent_redirect_max_age
+    remaining = int((expires_at - (now or utcnow())).total_seconds())
+    return max(0, min(settings.permanent_redirect_max_age, remaining))
+
+
+def _target_url(raw: str, settings: Settings, own_netlocs: frozenset[str]) -> str:
+    """`raw` normalised and checked against the target policy of `settings`."""
+    return normalize_url(
+        raw,
+        max_length=settings.max_url_length,
+        own_netlocs=own_netlocs,
+        allow_private=settings.allow_private_targets,
+        blocked_domains=settings.blocked_domains,
+    )
 
 
 def _load_redirect_row(code: str) -> tuple | None:
@@ -238,9 +263,7 @@ def update_link(
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     if "url" in changes:
-        changes["target_url"] = normalize_url(
-            changes.pop("url"), max_length=settings.max_url_length, own_netlocs=own_netlocs
-        )
+        changes["target_url"] = _target_url(changes.pop("url"), settings, own_netlocs)
     if changes.get("is_active", True) is None:
         raise InvalidInput("is_active must be true or false", field="is_active")
     if "expires_at" in changes:

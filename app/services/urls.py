@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
@@ -15,13 +16,29 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters that are legal in a URL and must survive re-quoting untouched (including '%').
 _URL_SAFE = "/:@!$&'()*+,;=?#[]%~-._"
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# Names that resolve to the local machine or a private network by convention (RFC 6761, 6762,
+# 8375, and the .internal TLD reserved for private use).
+_PRIVATE_SUFFIXES = ("localhost", "localdomain", "local", "internal", "home.arpa", "lan", "intranet")
+# WHATWG URL parsing reads a host whose last label is a number as IPv4 (http://2130706433/,
+# http://0x7f.1/, http://0177.0.0.1/ all mean 127.0.0.1 to a browser).
+_NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-def normalize_url(raw: str, *, max_length: int, own_netlocs: frozenset[str] = frozenset()) -> str:
+def normalize_url(
+    raw: str,
+    *,
+    max_length: int,
+    own_netlocs: frozenset[str] = frozenset(),
+    allow_private: bool = False,
+    blocked_domains: frozenset[str] = frozenset(),
+) -> str:
     """Return `raw` as a normalised absolute http(s) URL, or raise InvalidUrl saying what to fix.
 
     `own_netlocs` are the `host:port` pairs this service answers on: a URL pointing there would
-    make a redirect loop.
+    make a redirect loop. Hosts on private networks (IP literals outside the public internet,
+    `localhost`, single-label names) are refused unless `allow_private`; hosts in
+    `blocked_domains`, or under one of them, are always refused.
     """
     if not raw:
         raise InvalidUrl("url must not be empty; send an absolute URL like https://example.com/page")
@@ -33,11 +50,17 @@ def normalize_url(raw: str, *, max_length: int, own_netlocs: frozenset[str] = fr
     scheme = parts.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
         raise InvalidUrl("url must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise InvalidUrl(
+            "url must not contain credentials (user:password@host); they would be visible to anyone "
+            "with the short link"
+        )
     host = _ascii_host(parts.hostname or "")
     port = _port(parts)
-    netloc = _netloc(parts, host, port, scheme)
     if _netloc_key(host, port or DEFAULT_PORTS[scheme]) in own_netlocs:
         raise InvalidUrl("url points at this shortener itself; shorten the final destination instead")
+    _check_host_policy(host, allow_private=allow_private, blocked_domains=blocked_domains)
+    netloc = _netloc(host, port, scheme)
     url = urlunsplit((scheme, netloc, _quote(parts.path), _quote(parts.query), _quote(parts.fragment)))
     if len(url) > max_length:
         raise InvalidUrl(f"url is {len(url)} characters long once encoded; the maximum is {max_length}")
@@ -53,15 +76,90 @@ def _netloc_key(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def domain_key(domain: str) -> str:
+    """`domain` as stored in a blocklist: lower-case ASCII (punycode), no trailing dot."""
+    return _ascii_host(domain.strip().lower())
+
+
 def _ascii_host(host: str) -> str:
     if not host:
         raise InvalidUrl("url must include a host name, e.g. https://example.com/")
-    if ":" in host:  # IPv6 literal, already ASCII; urlsplit strips the brackets
-        return host.lower()
+    if ":" in host:  # IPv6 literal; urlsplit strips the brackets
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise InvalidUrl("url host is not a valid IPv6 address") from None
     try:
-        return idna.encode(host.rstrip("."), uts46=True).decode("ascii")
+        ascii_host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         raise InvalidUrl(f"url host {host!r} is not a valid domain name") from None
+    ipv4 = _whatwg_ipv4(ascii_host)
+    return str(ipv4) if ipv4 is not None else ascii_host
+
+
+def _whatwg_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a browser reads `host` as (decimal, octal and hex forms), or None for a name."""
+    labels = host.split(".")
+    if not _NUMERIC_LABEL.fullmatch(labels[-1]):
+        return None
+    try:
+        numbers = [_ipv4_number(label) for label in labels]
+    except ValueError:
+        raise InvalidUrl(f"url host {host!r} is not a valid IPv4 address") from None
+    *head, last = numbers
+    if len(numbers) > 4 or any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
+        raise InvalidUrl(f"url host {host!r} is not a valid IPv4 address")
+    value = last
+    for index, number in enumerate(head):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def _ipv4_number(label: str) -> int:
+    if label[:2].lower() == "0x":
+        return int(label[2:] or "0", 16)
+    if len(label) > 1 and label.startswith("0"):
+        return int(label, 8)
+    return int(label, 10)
+
+
+def _check_host_policy(host: str, *, allow_private: bool, blocked_domains: frozenset[str]) -> None:
+    if _is_blocked(host, blocked_domains):
+        raise InvalidUrl("url host is on this service's blocklist")
+    if allow_private:
+        return
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if "." not in host or _under_private_suffix(host):
+            raise InvalidUrl(
+                f"url host {host!r} is a local or private name; link to a public host name"
+            ) from None
+        return
+    if not _is_public(address):
+        raise InvalidUrl(f"url host {host} is not a public internet address; link to a public host")
+
+
+def _under_private_suffix(host: str) -> bool:
+    return any(host == suffix or host.endswith(f".{suffix}") for suffix in _PRIVATE_SUFFIXES)
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for unicast addresses of the public internet, also behind IPv6 transition prefixes."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and not _is_public(embedded):
+            return False
+    return address.is_global and not address.is_multicast
+
+
+def _is_blocked(host: str, blocked_domains: frozenset[str]) -> bool:
+    if not blocked_domains:
+        return False
+    labels = host.split(".")
+    return any(".".join(labels[index:]) in blocked_domains for index in range(len(labels)))
 
 
 def _port(parts: SplitResult) -> int | None:
@@ -71,12 +169,10 @@ def _port(parts: SplitResult) -> int | None:
         raise InvalidUrl("url port must be a number between 0 and 65535") from None
 
 
-def _netloc(parts: SplitResult, host: str, port: int | None, scheme: str) -> str:
-    userinfo = parts.netloc.rpartition("@")[0]
+def _netloc(host: str, port: int | None, scheme: str) -> str:
     shown_host = f"[{host}]" if ":" in host else host
     shown_port = f":{port}" if port is not None and port != DEFAULT_PORTS[scheme] else ""
-    prefix = f"{_quote(userinfo)}@" if userinfo else ""
-    return f"{prefix}{shown_host}{shown_port}"
+    return f"{shown_host}{shown_port}"
 
 
 def _quote(part: str) -> str:

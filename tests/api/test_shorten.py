@@ -108,7 +108,8 @@ def test_shorten_rejects_links_to_the_configured_base_url(make_client):
     assert response.get_json()["code"] == "invalid_url"
 
 
-def test_shorten_allows_same_host_on_another_port(client):
+def test_shorten_allows_same_host_on_another_port_when_private_targets_are_allowed(make_client):
+    client = make_client(allow_private_targets=True)
     assert shorten(client, "http://localhost:9999/app").status_code == 201
 
 
