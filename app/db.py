@@ -130,8 +130,11 @@ def make_database(settings: Settings) -> Database:
     path = params.pop("database")
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pragmas = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": settings.db_pool_timeout * 1000}
-    return SqliteDatabase(path, pragmas=pragmas, timeout=settings.db_pool_timeout, **params)
+    # One writer at a time: a write waits for the lock as long as a PostgreSQL statement may run.
+    # (The pool timeout, 1 s, was too short: 32 concurrent writers starved some past it.)
+    busy_ms = settings.db_statement_timeout_ms
+    pragmas = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": busy_ms}
+    return SqliteDatabase(path, pragmas=pragmas, timeout=busy_ms / 1000, **params)
 
 
 @contextmanager
