@@ -14,12 +14,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api import headers, keys, limits, links, ops, redirect, stats, users
     from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
+    from app.services.link_events import LinkChangeListener, listener_kwargs
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["settings"] = settings
-    app.extensions["link_cache"] = LinkCache(settings.redirect_cache_size, settings.redirect_cache_ttl)
+    cache = LinkCache(
+        settings.redirect_cache_size,
+        settings.redirect_cache_ttl,
+        notified_ttl=settings.redirect_cache_notified_ttl,
+    )
+    app.extensions["link_cache"] = cache
     app.extensions["clicks"] = ClickRecorder(
         interval=settings.click_flush_interval,
         max_events=settings.click_buffer_size,
@@ -31,7 +37,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     app.url_map.converters["code"] = redirect.CodeConverter
-    db.init_app(app, db.make_database(settings), recycle_after=settings.db_stale_timeout)
+    database = db.make_database(settings)
+    db.init_app(app, database, recycle_after=settings.db_stale_timeout)
+    if settings.is_postgres and settings.redirect_cache_notify and settings.redirect_cache_size > 0:
+        listener = LinkChangeListener(listener_kwargs(database), cache)
+        app.extensions["link_events"] = listener
+        app.before_request(listener.ensure_started)  # per process: threads do not survive fork
     errors.register_error_handlers(app)
     headers.register_response_headers(app, settings)
     limits.init_rate_limits(

@@ -57,6 +57,8 @@ class Settings:
     click_buffer_size: int = 50_000
     redirect_cache_size: int = 10_000
     redirect_cache_ttl: float = 1.0
+    redirect_cache_notified_ttl: float = 300.0
+    redirect_cache_notify: bool = True
     allow_private_targets: bool = False
     blocked_domains: frozenset[str] = frozenset()
     permanent_redirect_max_age: int = 300
@@ -101,6 +103,11 @@ class Settings:
             click_buffer_size=env.integer("CLICK_BUFFER_SIZE", 50_000, low=100, high=10_000_000),
             redirect_cache_size=env.integer("REDIRECT_CACHE_SIZE", 10_000, low=0, high=10_000_000),
             redirect_cache_ttl=env.integer("REDIRECT_CACHE_TTL_MS", 1000, low=0, high=60_000) / 1000,
+            redirect_cache_notified_ttl=env.integer(
+                "REDIRECT_CACHE_NOTIFIED_TTL_MS", 300_000, low=0, high=86_400_000
+            )
+            / 1000,
+            redirect_cache_notify=env.boolean("REDIRECT_CACHE_NOTIFY", True),
             allow_private_targets=env.boolean("ALLOW_PRIVATE_TARGETS", False),
             blocked_domains=_blocked_domains(env),
             permanent_redirect_max_age=env.integer("PERMANENT_REDIRECT_MAX_AGE", 300, low=0, high=31_536_000),

@@ -47,7 +47,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
     # Tests flush clicks explicitly; rate limits are switched on only by the tests about them.
-    return Settings(database_url=url, click_flush_interval=0, ratelimit_enabled=False)
+    # The cache's change listener is started only by the tests about it.
+    return Settings(
+        database_url=url, click_flush_interval=0, ratelimit_enabled=False, redirect_cache_notify=False
+    )
 
 
 @pytest.fixture

@@ -59,7 +59,12 @@ def test_prepare_database_migrates_and_installs_initial_key(settings, tmp_path):
     original = db.obj
     fresh = replace(settings, database_url=f"sqlite:///{tmp_path / 'boot.sqlite3'}", initial_api_key="z" * 40)
     try:
-        assert prepare_database(fresh) == ["0001_create_link", "0002_link_management", "0003_click_analytics"]
+        assert prepare_database(fresh) == [
+            "0001_create_link",
+            "0002_link_management",
+            "0003_click_analytics",
+            "0004_link_change_notify",
+        ]
         assert prepare_database(fresh) == []
         with db.connection_context():
             assert authenticate("z" * 40).is_admin

@@ -14,7 +14,7 @@ def test_setup_db_applies_migrations_then_reports_up_to_date(tmp_path):
     first = subprocess.run(
         [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    assert "applied: 0001_create_link, 0002_link_management, 0003_click_analytics" in first.stdout
+    assert "applied: 0001_create_link, 0002_link_management, 0003_click_analytics, 0004" in first.stdout
     second = subprocess.run(
         [sys.executable, "setup_db.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
@@ -62,7 +62,7 @@ def test_run_py_migrates_and_serves_until_sigterm_then_flushes_clicks(tmp_path):
     assert users.status == 200 and [u["name"] for u in users.body] == ["admin"]
     assert returncode == 0, service.output
     assert (
-        "migrations applied: 0001_create_link, 0002_link_management, 0003_click_analytics" in service.output
+        "migrations applied: 0001_create_link, 0002_link_management, 0003_click_analytics, 0004" in service.output
     )
     assert "Traceback" not in service.output
     with sqlite3.connect(tmp_path / "svc.sqlite3") as stored:

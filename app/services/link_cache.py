@@ -7,24 +7,41 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 
 # What `get` returns for a code it holds nothing about (None is a cached "no such code").
 UNCACHED: Any = object()
 
 
 class LinkCache:
-    """code → redirect row (or None for unknown codes), bounded in entries, each kept `ttl` seconds.
+    """code → redirect row (or None for unknown codes), bounded in entries, least recently used first out.
 
-    The TTL bounds staleness across processes: an edit, deactivation or deletion made by another
-    process (or replica) is seen here within `ttl`. Changes made through this process invalidate
-    their entry at once. `maxsize=0` or `ttl=0` disables caching.
+    How long an entry is trusted depends on whether this process hears about changes:
+
+    - `ttl` (REDIRECT_CACHE_TTL_MS): with no change notifications (SQLite, or the PostgreSQL
+      listener disconnected), an edit made through another process or replica is seen here within
+      `ttl`.
+    - `notified_ttl` (REDIRECT_CACHE_NOTIFIED_TTL_MS): while `notified` is true, every change is
+      announced within milliseconds (`services.link_events`), so entries may live this long; the
+      limit only bounds memory churn and the damage of a lost notification.
+
+    Changes made through this process invalidate their entry at once. `maxsize=0` or `ttl=0`
+    disables caching.
     """
 
     def __init__(
-        self, maxsize: int = 10_000, ttl: float = 1.0, timer: Callable[[], float] = time.monotonic
+        self,
+        maxsize: int = 10_000,
+        ttl: float = 1.0,
+        timer: Callable[[], float] = time.monotonic,
+        *,
+        notified_ttl: float | None = None,
     ) -> None:
-        self._entries: TTLCache | None = TTLCache(maxsize, ttl, timer) if maxsize > 0 and ttl > 0 else None
+        self._entries: LRUCache | None = LRUCache(maxsize) if maxsize > 0 and ttl > 0 else None
+        self._timer = timer
+        self.ttl = ttl
+        self.notified_ttl = max(ttl, notified_ttl or ttl)
+        self.notified = False  # set by the change listener while it is connected
         self._lock = threading.Lock()
         self._generation = 0
         self.hits = 0
@@ -40,12 +57,14 @@ class LinkCache:
         if self._entries is None:
             return UNCACHED
         with self._lock:
-            row = self._entries.get(code, UNCACHED)
-        if row is UNCACHED:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return row
+            entry = self._entries.get(code)
+        if entry is not None:
+            row, loaded_at = entry
+            if self._timer() - loaded_at < (self.notified_ttl if self.notified else self.ttl):
+                self.hits += 1
+                return row
+        self.misses += 1
+        return UNCACHED
 
     def put(self, code: str, row: tuple | None, generation: int | None = None) -> None:
         """Remember what `code` resolved to (None: no such code).
@@ -54,16 +73,24 @@ class LinkCache:
         happened meanwhile: it may be older than that change.
         """
         if self._entries is not None:
+            loaded_at = self._timer()
             with self._lock:
                 if generation is None or generation == self._generation:
-                    self._entries[code] = row
+                    self._entries[code] = (row, loaded_at)
 
     def invalidate(self, code: str) -> None:
-        """Forget `code` (after it was created, edited or deleted through this process)."""
+        """Forget `code` (it was created, edited or deleted, here or in another process)."""
         if self._entries is not None:
             with self._lock:
                 self._generation += 1
                 self._entries.pop(code, None)
+
+    def clear(self) -> None:
+        """Forget everything (change notifications may have been missed)."""
+        if self._entries is not None:
+            with self._lock:
+                self._generation += 1
+                self._entries.clear()
 
     def __len__(self) -> int:
         if self._entries is None:

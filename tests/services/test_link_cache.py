@@ -137,3 +137,26 @@ def test_another_process_sees_a_deactivation_within_the_ttl(app, make_client):
     assert client.get(f"/{code}").status_code == 302  # stale, within the TTL
     clock.now += 0.6
     assert client.get(f"/{code}").status_code == 410  # the TTL bounds staleness to 1 s
+
+
+def test_entries_live_for_the_notified_ttl_only_while_notifications_arrive():
+    clock = Clock()
+    cache = LinkCache(ttl=1.0, timer=clock, notified_ttl=300.0)
+    cache.notified = True
+    cache.put("abc", (1,))
+    clock.now += 120
+    assert cache.get("abc") == (1,)
+    cache.notified = False  # the listener lost its connection: back to the short TTL at once
+    assert cache.get("abc") is UNCACHED
+    cache.put("abc", (2,))
+    clock.now += 0.5
+    assert cache.get("abc") == (2,)
+
+
+def test_clear_forgets_everything_and_refuses_rows_loaded_before_it():
+    cache = LinkCache()
+    cache.put("abc", (1,))
+    generation = cache.generation
+    cache.clear()
+    cache.put("def", (2,), generation)  # loaded before the clear: may predate a missed change
+    assert cache.get("abc") is UNCACHED and cache.get("def") is UNCACHED and len(cache) == 0
