@@ -12,6 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from `settings` (read from the environment when omitted)."""
     from app import cli, db, errors
     from app.api import headers, keys, limits, links, ops, redirect, stats, users
+    from app.api.fast_redirect import FastRedirect
     from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
     from app.services.link_events import LinkChangeListener, listener_kwargs
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         analytics=settings.click_analytics,
     )
     app.json.sort_keys = False
+    # The cached-redirect fast path sits behind ProxyFix, so it sees the real client address.
+    app.wsgi_app = FastRedirect(app.wsgi_app, app)
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)

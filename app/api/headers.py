@@ -15,8 +15,8 @@ STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-
 CORS_PATHS = r"^/(shorten|urls|stats|keys|users|health)(/.*)?$"
 
 
-def register_response_headers(app: Flask, settings: Settings) -> None:
-    """Add the security headers to every response, and CORS headers to API responses if configured."""
+def security_headers(settings: Settings) -> dict[str, str]:
+    """The headers every response carries, whatever the route."""
     always = {
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
@@ -24,7 +24,17 @@ def register_response_headers(app: Flask, settings: Settings) -> None:
     }
     if settings.hsts_max_age:
         always["Strict-Transport-Security"] = f"max-age={settings.hsts_max_age}; includeSubDomains"
-    defaults = {"Cache-Control": "no-store", "Content-Security-Policy": STRICT_CSP}
+    return always
+
+
+# Set unless the route chose its own.
+DEFAULT_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": STRICT_CSP}
+
+
+def register_response_headers(app: Flask, settings: Settings) -> None:
+    """Add the security headers to every response, and CORS headers to API responses if configured."""
+    always = security_headers(settings)
+    defaults = DEFAULT_HEADERS
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

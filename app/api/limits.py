@@ -77,7 +77,9 @@ def init_rate_limits(
             deduct_when=lambda response: response.status_code == 401,
         )(blueprint)
     _per_ip_and_key(limiter, create, settings.ratelimit_create, "create", methods=["POST"])
-    CodeGuessingGuard(limiter, settings.ratelimit_misses, guarded=redirect.name).install(app)
+    guard = CodeGuessingGuard(limiter, settings.ratelimit_misses, guarded=redirect.name)
+    guard.install(app)
+    app.extensions["code_guessing_guard"] = guard
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
     app.extensions["rate_limiter"] = limiter
     return limiter
@@ -142,6 +144,10 @@ class CodeGuessingGuard:
         """Check blocked clients before, and count unknown codes after, each redirect-route request."""
         app.before_request(self.refuse_blocked)
         app.after_request(self.count_miss)
+
+    def is_blocked(self, ip: str) -> bool:
+        """True while `ip` has used up its allowance (a cheap check for the redirect fast path)."""
+        return bool(self.blocked) and self.blocked.get(ip, 0.0) > time.monotonic()
 
     def refuse_blocked(self) -> None:
         """429 for a client whose guessing allowance is used up (only redirect-route requests)."""

@@ -22,6 +22,7 @@ class RedirectResponse(Response):
     """
 
     autocorrect_location_header = False
+    default_mimetype = None  # an empty body has no type (the same headers as the fast path)
 
     def get_wsgi_headers(self, environ: dict) -> Headers:
         return self.headers

@@ -9,7 +9,15 @@ on every flush. SQLite has no notifications; its caches rely on their TTL.
 from peewee import PostgresqlDatabase
 
 CHANNEL = "shortener_link_changed"
-REDIRECT_COLUMNS = ("code", "target_url", "redirect_type", "is_active", "expires_at", "max_clicks", "deleted_at")
+REDIRECT_COLUMNS = (
+    "code",
+    "target_url",
+    "redirect_type",
+    "is_active",
+    "expires_at",
+    "max_clicks",
+    "deleted_at",
+)
 
 
 def up(migrator, db):

@@ -54,16 +54,33 @@ class LinkCache:
 
     def get(self, code: str) -> Any:
         """The cached row for `code`, None for a cached miss, or UNCACHED."""
+        row = self._fresh(code)
+        if row is UNCACHED:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return row
+
+    def peek(self, code: str) -> tuple | None:
+        """The fresh cached row of a known code; None otherwise (uncached, stale or a cached miss).
+
+        A None is not counted as a miss: the caller goes on to `get`, which counts it.
+        """
+        row = self._fresh(code)
+        if row is UNCACHED or row is None:
+            return None
+        self.hits += 1
+        return row
+
+    def _fresh(self, code: str) -> Any:
         if self._entries is None:
             return UNCACHED
         with self._lock:
             entry = self._entries.get(code)
-        if entry is not None:
-            row, loaded_at = entry
-            if self._timer() - loaded_at < (self.notified_ttl if self.notified else self.ttl):
-                self.hits += 1
-                return row
-        self.misses += 1
+        if entry is not None and self._timer() - entry[1] < (
+            self.notified_ttl if self.notified else self.ttl
+        ):
+            return entry[0]
         return UNCACHED
 
     def put(self, code: str, row: tuple | None, generation: int | None = None) -> None:

@@ -153,6 +153,27 @@ def resolve_for_redirect(
         row = _load_redirect_row(code)
         if row is None or row[5] is None:
             cache.put(code, row, generation)
+    return _follow(row, settings, clicks, visit, now)
+
+
+def resolve_cached(
+    code: str, settings: Settings, clicks: ClickRecorder, cache: LinkCache, *, visit: Visit | None = None
+) -> Redirect | None:
+    """`resolve_for_redirect` for a live link held by the cache; None for anything else (unknown to
+    the cache, unknown code, gone), which the caller must send through `resolve_for_redirect`."""
+    row = cache.peek(code)
+    if row is None:
+        return None
+    try:
+        return _follow(row, settings, clicks, visit, None)
+    except LinkGone:
+        return None
+
+
+def _follow(
+    row: tuple | None, settings: Settings, clicks: ClickRecorder, visit: Visit | None, now: datetime | None
+) -> Redirect:
+    """The redirect a loaded row gives (recording `visit`), or LinkNotFound / LinkGone."""
     if row is None:
         raise LinkNotFound()
     link_id, url, redirect_type, is_active, expires_at, max_clicks, human_clicks, deleted_at = row

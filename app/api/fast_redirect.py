@@ -1,0 +1,70 @@
+"""The redirect hot path: GET/HEAD /<code> for a cached live link, answered before Flask.
+
+A cached redirect through Flask spends most of its time in Flask itself (request context, URL
+routing, hooks, response object); the rules take a few microseconds. This WSGI middleware answers
+exactly the requests whose outcome the cache already knows: a live link, a client not blocked for
+guessing codes. It calls the same service function (`services.links.resolve_cached`: expiry,
+activity, click recording) and sends the same headers as the Flask route. Everything else (unknown
+or uncached codes, gone links, every other path and method) goes to Flask unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from flask import Flask
+from werkzeug.http import HTTP_STATUS_CODES
+
+from app.api.headers import DEFAULT_HEADERS, security_headers
+from app.services.links import Visit, resolve_cached
+
+STATUS_LINES = {status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (301, 302, 307, 308)}
+EMPTY = (b"",)
+
+
+class FastRedirect:
+    """WSGI middleware in front of the Flask app (behind ProxyFix, so REMOTE_ADDR is the client)."""
+
+    def __init__(self, wsgi_app: Callable, app: Flask) -> None:
+        self.wsgi_app = wsgi_app
+        self.extensions = app.extensions
+        self.settings = app.extensions["settings"]
+        fixed = {**security_headers(self.settings), **DEFAULT_HEADERS}
+        fixed.pop("Cache-Control")  # per redirect, below
+        self.fixed_headers = [*fixed.items(), ("Content-Length", "0")]
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method == "GET" or method == "HEAD":
+            answered = self._answer(environ, start_response, method == "GET")
+            if answered is not None:
+                return answered
+        return self.wsgi_app(environ, start_response)
+
+    def _answer(self, environ: dict, start_response: Callable, is_get: bool) -> Iterable[bytes] | None:
+        extensions = self.extensions  # read per request: tests swap the cache and click buffer
+        client = environ.get("REMOTE_ADDR", "")
+        guard = extensions.get("code_guessing_guard")
+        if guard is not None and guard.is_blocked(client):
+            return None
+        listener = extensions.get("link_events")
+        if listener is not None:
+            listener.ensure_started()
+        visit = (
+            Visit(environ.get("HTTP_USER_AGENT", ""), environ.get("HTTP_REFERER"), client) if is_get else None
+        )
+        target = resolve_cached(
+            environ["PATH_INFO"][1:],
+            self.settings,
+            extensions["clicks"],
+            extensions["link_cache"],
+            visit=visit,
+        )
+        if target is None:
+            return None
+        cache_control = f"public, max-age={target.max_age}" if target.max_age else "no-store"
+        start_response(
+            STATUS_LINES[target.status],
+            [("Location", target.url), ("Cache-Control", cache_control), *self.fixed_headers],
+        )
+        return EMPTY
