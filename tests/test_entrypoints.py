@@ -61,9 +61,8 @@ def test_run_py_migrates_and_serves_until_sigterm_then_flushes_clicks(tmp_path):
     assert {(r.status, r.headers["Location"]) for r in followed} == {(302, "https://example.com/run")}
     assert users.status == 200 and [u["name"] for u in users.body] == ["admin"]
     assert returncode == 0, service.output
-    assert (
-        "migrations applied: 0001_create_link, 0002_link_management, 0003_click_analytics, 0004" in service.output
-    )
+    applied = "migrations applied: 0001_create_link, 0002_link_management, 0003_click_analytics, 0004"
+    assert applied in service.output
     assert "Traceback" not in service.output
     with sqlite3.connect(tmp_path / "svc.sqlite3") as stored:
         clicks = stored.execute("SELECT click_count FROM link WHERE code = ?", (code,)).fetchone()[0]

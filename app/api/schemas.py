@@ -17,6 +17,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
 )
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from app.errors import InvalidInput, MalformedJson, MissingBody, UnsupportedMediaType
 from app.services.links import MAX_PAGE_SIZE
@@ -133,13 +134,20 @@ class CreateUserRequest(Body):
 
 def parse_json(request: Request, shape: type[Shape]) -> Shape:
     """Validate the JSON object body against `shape`, reporting every bad field at once."""
-    if not request.content_length and not request.get_data(cache=True):
+    data = request.get_data(cache=True)
+    if not data:
         raise MissingBody()
+    if request.content_length is None and len(data) >= (request.max_content_length or len(data) + 1):
+        # A streamed (chunked) body is cut at the limit by Werkzeug; never parse the prefix.
+        raise RequestEntityTooLarge()
     if not request.is_json:
         raise UnsupportedMediaType()
-    body = request.get_json(silent=True)
-    if body is None:
-        raise MalformedJson()
+    try:
+        body = request.get_json()
+    except BadRequest:
+        raise MalformedJson() from None
+    except RecursionError:
+        raise MalformedJson("The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise InvalidInput('The body must be a JSON object, e.g. {"url": "https://example.com"}.')
     return _validate(shape, body)

@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from app.db import connected, db, execute_many, insert_rows, is_postgres, utcnow
+from app.db import UNAVAILABLE_ERRORS, connected, db, execute_many, insert_rows, is_postgres, utcnow
 from app.models import Click, VisitorSalt
 from app.services.user_agents import MAX_USER_AGENT, classify, is_bot, referrer_host
 
@@ -145,10 +145,17 @@ class ClickRecorder:
             try:
                 with connected(), db.atomic():
                     self._write(events)
-            except Exception as error:  # whatever failed, the clicks are kept and retried, never lost
+            except UNAVAILABLE_ERRORS as error:  # the database is away: keep the clicks, retry later
                 log.warning("click flush failed, %d clicks kept for retry: %s", len(events), error)
                 self._salts = {}  # a salt created in the failed transaction does not exist
                 self._restore(events)
+                return 0
+            except Exception:  # the database refused the batch itself: retrying would block every later click
+                log.exception("click flush refused by the database; %d clicks dropped", len(events))
+                self._salts = {}
+                with self._lock:
+                    self.dropped += len(events)
+                    self._pending_human -= _human_counts(events)
                 return 0
             with self._lock:
                 self._pending_human -= _human_counts(events)

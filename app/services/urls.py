@@ -23,6 +23,8 @@ _PRIVATE_SUFFIXES = ("localhost", "localdomain", "local", "internal", "home.arpa
 # http://0x7f.1/, http://0177.0.0.1/ all mean 127.0.0.1 to a browser).
 _NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# A bracketed host is an IPv6 literal (no zone id, no IPvFuture), optionally followed by a port.
+_BRACKETED_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
 
 
 def normalize_url(
@@ -44,9 +46,15 @@ def normalize_url(
         raise InvalidUrl("url must not be empty; send an absolute URL like https://example.com/page")
     if len(raw) > max_length:
         raise InvalidUrl(f"url is {len(raw)} characters long; the maximum is {max_length}")
-    if _WHITESPACE_OR_CONTROL.search(raw) or any(unicodedata.category(ch) == "Cf" for ch in raw):
+    if _WHITESPACE_OR_CONTROL.search(raw) or any(unicodedata.category(ch) in ("Cf", "Cs") for ch in raw):
         raise InvalidUrl("url must not contain spaces or control characters; percent-encode them (%20)")
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+        hostname = parts.hostname or ""
+    except ValueError:  # unbalanced or invalid [IPv6] brackets
+        raise InvalidUrl(
+            "url host in [brackets] must be an IPv6 address, like https://[2001:db8::1]/"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
         raise InvalidUrl("url must start with http:// or https://")
@@ -55,7 +63,9 @@ def normalize_url(
             "url must not contain credentials (user:password@host); they would be visible to anyone "
             "with the short link"
         )
-    host = _ascii_host(parts.hostname or "")
+    if ("[" in parts.netloc or "]" in parts.netloc) and not _BRACKETED_HOST.fullmatch(parts.netloc):
+        raise InvalidUrl("url host in [brackets] must be an IPv6 address, like https://[2001:db8::1]/")
+    host = _ascii_host(hostname)
     port = _port(parts)
     if _netloc_key(host, port or DEFAULT_PORTS[scheme]) in own_netlocs:
         raise InvalidUrl("url points at this shortener itself; shorten the final destination instead")
@@ -90,9 +100,14 @@ def _ascii_host(host: str) -> str:
         except ValueError:
             raise InvalidUrl("url host is not a valid IPv6 address") from None
     try:
-        ascii_host = idna.encode(host.rstrip("."), uts46=True).decode("ascii")
+        # Map first (UTS 46 turns the ideographic and fullwidth full stops into "." and drops variation
+        # selectors), then drop the root's trailing dot: "127.0.0.1" + U+3002 is checked as 127.0.0.1.
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False).rstrip(".")
+        ascii_host = idna.encode(mapped).decode("ascii") if mapped else ""
     except (idna.IDNAError, UnicodeError):
         raise InvalidUrl(f"url host {host!r} is not a valid domain name") from None
+    if not ascii_host:
+        raise InvalidUrl("url must include a host name, e.g. https://example.com/")
     ipv4 = _whatwg_ipv4(ascii_host)
     return str(ipv4) if ipv4 is not None else ascii_host
 

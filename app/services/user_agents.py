@@ -21,6 +21,7 @@ _DESKTOP_OS = frozenset(
     {"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "FreeBSD", "Debian", "OpenBSD", "macOS"}
 )
 MAX_USER_AGENT = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_HOST = 255
 
 
@@ -34,9 +35,15 @@ def is_bot(user_agent: str) -> bool:
 def classify(user_agent: str) -> tuple[str, str, str]:
     """(browser family, OS family, device class: bot, mobile, tablet, desktop or other)."""
     result = parse(user_agent[:MAX_USER_AGENT])
-    browser = (result.user_agent.family if result.user_agent else "") or "Other"
-    os_family = (result.os.family if result.os else "") or "Other"
+    browser = _printable(result.user_agent.family if result.user_agent else "") or "Other"
+    os_family = _printable(result.os.family if result.os else "") or "Other"
     return browser[:64], os_family[:64], _device(user_agent, os_family, result.device)
+
+
+def _printable(text: str) -> str:
+    """`text` without control characters: families are copied from the User-Agent, and PostgreSQL
+    refuses NUL in text (one such click would make every flush fail)."""
+    return _CONTROL.sub("", text)
 
 
 def _device(user_agent: str, os_family: str, device: object) -> str:
@@ -59,4 +66,4 @@ def referrer_host(referrer: str | None) -> str:
         host = urlsplit(referrer).hostname or ""
     except ValueError:
         return ""
-    return host[:MAX_HOST]
+    return "" if _CONTROL.search(host) else host[:MAX_HOST]

@@ -90,6 +90,8 @@ def test_user_agents_are_classified(user_agent, expected):
         ("https://news.example.com/a?b=secret", "news.example.com"),
         ("not a url", ""),
         ("http://[::1", ""),
+        ("https://evil\x00.example/", ""),
+        ("https://a\x7f.example/", ""),
     ],
 )
 def test_only_the_referrer_host_is_kept(referrer, host):
@@ -203,6 +205,37 @@ def test_failed_flush_keeps_the_clicks_for_the_next_attempt(monkeypatch):
     assert clicks.pending(link.id) == 2 and clicks.depth() == 2
     assert clicks.flush() == 2
     assert stored(link).human_click_count == 2 and Click.select().where(Click.link == link.id).count() == 2
+
+
+def test_control_characters_from_the_request_never_reach_the_database():
+    link = make_link()
+    clicks = recorder()
+    clicks.record(
+        link.id,
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Evil\x00Browser/1.0",
+        referrer="https://a\x00b.example/",
+    )
+    assert clicks.flush() == 1  # PostgreSQL refuses NUL in text: it must not get there
+    click = Click.get(Click.link == link.id)
+    assert "\x00" not in click.browser + click.os + click.referrer_host
+
+
+def test_a_batch_the_database_refuses_is_dropped_so_later_clicks_still_flow(monkeypatch):
+    link = make_link()
+    clicks = recorder()
+    clicks.record(link.id, user_agent=CHROME)
+
+    def refuses(rows):
+        raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(clicks_module, "_write_postgres", refuses)
+        patch.setattr(clicks_module, "_write_portable", refuses)
+        assert clicks.flush() == 0
+    assert clicks.depth() == 0 and clicks.dropped == 1 and clicks.pending(link.id) == 0
+    clicks.record(link.id, user_agent=CHROME)
+    assert clicks.flush() == 1
+    assert stored(link).click_count == 1
 
 
 def test_unreachable_database_during_flush_keeps_clicks_until_it_is_back(settings):
