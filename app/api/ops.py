@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
+from app.api.http import link_cache
 from app.errors import DatabaseUnavailable, error_response
-from app.services.health import database_status
+from app.services.health import cache_notifications, database_status
 
 bp = Blueprint("ops", __name__)
 
@@ -16,6 +17,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 def health() -> Response:
     """Readiness: 200 when the database answers SELECT 1, else 503."""
     ok, latency_ms = database_status()
+    notifications = cache_notifications(link_cache(), "link_events" in current_app.extensions)
     if not ok:
         down = DatabaseUnavailable()
         return error_response(
@@ -26,8 +28,16 @@ def health() -> Response:
             status="unavailable",
             database="unavailable",
             database_latency_ms=latency_ms,
+            cache_notifications=notifications,
         )
-    response = jsonify({"status": "ok", "database": "ok", "database_latency_ms": latency_ms})
+    response = jsonify(
+        {
+            "status": "ok",
+            "database": "ok",
+            "database_latency_ms": latency_ms,
+            "cache_notifications": notifications,
+        }
+    )
     response.headers.update(NO_STORE)
     return response
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from peewee import OperationalError
 
 from app.models import ApiKey, ClickRollup, DailyVisitor, Link
 from app.services import clicks as clicks_module
@@ -143,7 +144,7 @@ def test_a_failed_flush_does_not_keep_a_salt_that_was_never_committed(settings, 
     name = "_write_postgres" if settings.is_postgres else "_write_portable"
 
     def fail(rows):
-        raise RuntimeError("database went away after the salt was made")
+        raise OperationalError("database went away after the salt was made")
 
     with monkeypatch.context() as patch:
         patch.setattr(clicks_module, name, fail)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"  # socket states in /proc/net/tcp
 
 
 def free_port() -> int:
@@ -28,6 +29,65 @@ def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "TEST_DATABASE"))}
     env.update(SQLITE_PATH=str(tmp_path / "svc.sqlite3"), **extra)
     return env
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of `pid` in /proc (R, S, Z, ...), or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]  # after the command name, which may hold spaces
+
+
+def child_pids(pid: int) -> set[int]:
+    """The live (not zombie) children of `pid`, read from /proc (Linux; no psutil)."""
+    tasks = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    children: set[int] = set()
+    if tasks:
+        for task in tasks:
+            try:
+                children.update(int(child) for child in task.read_text().split())
+            except OSError:
+                continue  # the thread ended meanwhile
+    else:  # a kernel without CONFIG_PROC_CHILDREN: scan every process's parent
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.add(int(stat.parent.name))
+    return {child for child in children if process_state(child) not in (None, "Z")}
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def tcp_inodes(state: str, *, local_port: int | None = None, remote_port: int | None = None) -> set[int]:
+    """Inodes of the IPv4 TCP sockets in `state` (TCP_LISTEN, ...) on the given ports."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, socket_state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        if socket_state != state:
+            continue
+        if local_port is not None and int(local.split(":")[1], 16) != local_port:
+            continue
+        if remote_port is not None and int(remote.split(":")[1], 16) != remote_port:
+            continue
+        inodes.add(inode)
+    return inodes
 
 
 @dataclass
@@ -78,6 +138,24 @@ class Service:
             self.process.send_signal(signal.SIGTERM)
         self.output, _ = self.process.communicate(timeout=30)
         return self.process.returncode
+
+    def wait(self, timeout: float = 30) -> int:
+        """Wait for the service to exit by itself (no signal sent); keep its output."""
+        assert self.process is not None
+        self.output, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode
+
+    def worker_pids(self) -> set[int]:
+        """The live gunicorn workers: the children of run.py, which becomes the gunicorn master
+        (it calls gunicorn in its own process: no exec, no child process in between)."""
+        assert self.process is not None
+        return child_pids(self.process.pid)
+
+    def listening_workers(self) -> set[int]:
+        """The workers holding a listening socket on the service's port (each has its own with
+        GUNICORN_REUSE_PORT, the default)."""
+        listening = tcp_inodes(TCP_LISTEN, local_port=self.port)
+        return {pid for pid in self.worker_pids() if socket_inodes(pid) & listening}
 
     def call(
         self,

@@ -71,30 +71,43 @@ def seconds_until(service: Service, code: str, expected: set) -> float:
     return time.monotonic() - started
 
 
+def assert_within_a_second(seconds: float) -> None:
+    assert seconds < 1.0, f"the change took {seconds:.2f} s to reach both workers"
+
+
+def wait_until_both_workers_listen(service: Service) -> None:
+    """Until then a worker trusts its cache for REDIRECT_CACHE_TTL_MS (a minute here)."""
+    started = time.monotonic()
+    while {service.call("GET", "/health").body["cache_notifications"] for _ in range(30)} != {"listening"}:
+        assert time.monotonic() - started < 5, "the listeners did not connect"
+
+
 def test_edit_deactivate_and_delete_apply_in_every_process_within_a_second(service):
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     code = service.call("POST", "/shorten", {"url": "https://example.com/old"}).body["short_code"]
     assert len(service.worker_pids()) == 2
+    wait_until_both_workers_listen(service)
     assert answers(service, code) == {(302, "https://example.com/old")}  # cached in both workers
 
     edited = service.call("PATCH", f"/urls/{code}", {"url": "https://example.com/new"}, headers=admin)
     assert edited.status == 200
-    assert seconds_until(service, code, {(302, "https://example.com/new")}) < 1.0
+    assert_within_a_second(seconds_until(service, code, {(302, "https://example.com/new")}))
 
     deactivated = service.call("PATCH", f"/urls/{code}", {"is_active": False}, headers=admin)
     assert deactivated.status == 200
-    assert seconds_until(service, code, {(410, None)}) < 1.0
+    assert_within_a_second(seconds_until(service, code, {(410, None)}))
 
     reactivated = service.call("PATCH", f"/urls/{code}", {"is_active": True}, headers=admin)
     assert reactivated.status == 200
-    assert seconds_until(service, code, {(302, "https://example.com/new")}) < 1.0
+    assert_within_a_second(seconds_until(service, code, {(302, "https://example.com/new")}))
 
     assert service.call("DELETE", f"/urls/{code}", headers=admin).status == 204
-    assert seconds_until(service, code, {(410, None)}) < 1.0
+    assert_within_a_second(seconds_until(service, code, {(410, None)}))
 
 
 def test_a_probed_alias_redirects_everywhere_as_soon_as_it_is_created(service):
+    wait_until_both_workers_listen(service)
     assert answers(service, "fresh-alias") == {(404, None)}  # a cached miss in both workers
     created = service.call("POST", "/shorten", {"url": "https://example.com/a", "alias": "fresh-alias"})
     assert created.status == 201
-    assert seconds_until(service, "fresh-alias", {(302, "https://example.com/a")}) < 1.0
+    assert_within_a_second(seconds_until(service, "fresh-alias", {(302, "https://example.com/a")}))
