@@ -18,10 +18,11 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_positive_int('PORT', 8080)}"
 workers = _positive_int("WEB_CONCURRENCY", multiprocessing.cpu_count())
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = _positive_int("GUNICORN_THREADS", 4)
-# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly.
-# With one shared socket, gthread workers race to accept and one often takes most keep-alive
-# connections, halving throughput (measured: docs/PERFORMANCE.md).
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() != "false"
+# One listening socket shared by all workers (the default). With SO_REUSEPORT each worker gets its
+# own socket and the kernel spreads connections evenly (faster on 2 cores: docs/PERFORMANCE.md), but
+# connections queued on a stuck or dying worker's socket are never served by the others and are reset
+# when it dies (tests/system/test_process_faults.py), so it is opt-in.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").lower() == "true"
 preload_app = True  # the app opens no connection at import, so forking after loading is safe
 keepalive = 5
 timeout = 30

@@ -1,6 +1,7 @@
 """WSGI entry point for gunicorn (`app.wsgi:app`): loads .env, then builds the app."""
 
 import atexit
+import multiprocessing.util
 
 from dotenv import load_dotenv
 
@@ -14,5 +15,8 @@ app = create_app()
 # Load the User-Agent parser's rules now, in the gunicorn master (preload_app): forked workers share
 # the pages instead of each building its own copy on its first click (~25 MiB each).
 classify("Mozilla/5.0")
-# Graceful shutdown (SIGTERM → worker exit) writes the clicks still buffered in this process.
+# Graceful shutdown (SIGTERM → worker exit) writes the clicks still buffered in this process:
+# atexit for gunicorn's forked workers, a multiprocessing finalizer for granian's workers (which
+# leave through os._exit, skipping atexit). Closing twice is harmless.
 atexit.register(app.extensions["clicks"].close)
+multiprocessing.util.Finalize(None, app.extensions["clicks"].close, exitpriority=10)

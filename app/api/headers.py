@@ -18,6 +18,9 @@ CORS_PATHS = r"^/(shorten|urls|stats|keys|users|health)(/.*)?$"
 def security_headers(settings: Settings) -> dict[str, str]:
     """The headers every response carries, whatever the route."""
     always = {
+        # A fixed token instead of the server's name and version (granian would announce itself;
+        # gunicorn's own header is filtered out in gunicorn.conf.py).
+        "Server": "shortener",
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": settings.referrer_policy,

@@ -25,6 +25,7 @@ def test_every_api_answer_carries_the_security_headers_and_is_not_cached(client,
     response = client.open(path, method=method, json={"url": "https://example.com"})
     headers = response.headers
     assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers.getlist("Server") == ["shortener"]  # no server software or version
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert headers["Content-Security-Policy"] == STRICT_CSP

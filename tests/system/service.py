@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from werkzeug.datastructures import Headers
+
 ROOT = Path(__file__).resolve().parents[2]
 TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"  # socket states in /proc/net/tcp
 
@@ -93,7 +95,7 @@ def tcp_inodes(state: str, *, local_port: int | None = None, remote_port: int | 
 @dataclass
 class Reply:
     status: int
-    headers: dict[str, str]
+    headers: Headers  # case-insensitive: granian sends lower-case names, gunicorn as given
     body: dict | list | None
     seconds: float
 
@@ -177,7 +179,7 @@ class Service:
             elapsed = time.monotonic() - started
             is_json = response.getheader("Content-Type", "").startswith("application/json")
             return Reply(
-                response.status, dict(response.getheaders()), json.loads(raw) if is_json else None, elapsed
+                response.status, Headers(response.getheaders()), json.loads(raw) if is_json else None, elapsed
             )
         finally:
             connection.close()
