@@ -3,6 +3,8 @@
 import multiprocessing
 import os
 
+from app.metrics_dir import prepare_multiprocess_dir
+
 
 def _positive_int(name: str, default: int) -> int:
     """An integer setting from the environment; a bad value stops the start naming the variable."""
@@ -35,11 +37,20 @@ limit_request_field_size = 8190
 # Forwarded headers are trusted only through TRUSTED_PROXIES (werkzeug ProxyFix in the app).
 forwarded_allow_ips = ""
 secure_scheme_headers = {}
-accesslog = os.environ.get("ACCESS_LOG") or None
+accesslog = None  # the app logs every request as one JSON line (app/logs.py, ACCESS_LOG)
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # No runtime control socket: it would need a writable home directory and nothing here uses it.
 control_socket_disable = True
+# Metrics: every worker writes its own files here and /metrics sums them (app/api/metrics.py).
+prepare_multiprocess_dir()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A dead worker's live gauges (click buffer, pool) leave the metrics with it."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def _drop_server_header() -> None:

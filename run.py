@@ -10,11 +10,16 @@ import sys
 
 
 def main() -> None:
+    from dotenv import load_dotenv
+
     from app.bootstrap import prepare_database, settings_from_env_or_exit
     from app.logs import configure_logging
+    from app.metrics_dir import prepare_multiprocess_dir
 
+    load_dotenv()
+    prepare_multiprocess_dir()  # exported before the server starts: every worker writes its metrics there
     settings = settings_from_env_or_exit()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     applied = prepare_database(settings)
     print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
     if os.environ.get("WEB_SERVER", "gunicorn").strip().lower() == "granian":
@@ -56,7 +61,7 @@ def serve_with_granian() -> None:
         respawn_failed_workers=True,
         respawn_interval=0.1,
         workers_kill_timeout=30,  # seconds a stopping worker may take to finish in-flight requests
-        log_access=bool(env.get("ACCESS_LOG")),
+        log_access=False,  # the app logs every request as JSON (app/logs.py, ACCESS_LOG)
     ).serve()
 
 

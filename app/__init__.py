@@ -10,8 +10,8 @@ from app.config import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app from `settings` (read from the environment when omitted)."""
-    from app import cli, db, errors
-    from app.api import headers, keys, limits, links, ops, redirect, stats, users
+    from app import cli, db, errors, web
+    from app.api import headers, keys, limits, links, metrics, openapi, ops, qr, redirect, stats, users
     from app.api.fast_redirect import FastRedirect
     from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         analytics=settings.click_analytics,
     )
     app.json.sort_keys = False
+    metrics.init_app(app, settings)  # request ids, access log, /metrics: before every other hook
     # The cached-redirect fast path sits behind ProxyFix, so it sees the real client address.
     app.wsgi_app = FastRedirect(app.wsgi_app, app)
     if settings.trusted_proxies:
@@ -49,13 +50,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register_error_handlers(app)
     headers.register_response_headers(app, settings)
     limits.init_rate_limits(
-        app, settings, create=links.bp, manage=[links.bp, keys.bp, users.bp, stats.bp], redirect=redirect.bp
+        app,
+        settings,
+        create=links.bp,
+        manage=[links.bp, keys.bp, users.bp, stats.bp, qr.bp],
+        redirect=redirect.bp,
     )
     app.register_blueprint(ops.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(keys.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(stats.bp)
+    app.register_blueprint(qr.bp)
+    app.register_blueprint(openapi.docs)
+    web.register(app)  # the web page and HTML 404/410 pages for browsers
     app.register_blueprint(redirect.bp)  # last: its /<code> must not shadow named routes
     cli.register(app)
     return app

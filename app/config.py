@@ -71,6 +71,11 @@ class Settings:
     ratelimit_manage: str = "1200/minute"
     ratelimit_auth_failures: str = "60/minute"
     ratelimit_misses: str = "600/minute"
+    metrics_enabled: bool = True
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_multiproc_dir: str | None = None
+    log_format: str = "json"
+    access_log: bool = True
 
     @property
     def is_postgres(self) -> bool:
@@ -122,9 +127,16 @@ class Settings:
             ratelimit_manage=env.rate_limit("RATELIMIT_MANAGE", "1200/minute"),
             ratelimit_auth_failures=env.rate_limit("RATELIMIT_AUTH_FAILURES", "60/minute"),
             ratelimit_misses=env.rate_limit("RATELIMIT_MISSES", "600/minute"),
+            metrics_enabled=env.boolean("METRICS_ENABLED", True),
+            metrics_token=env.text("METRICS_TOKEN"),
+            metrics_multiproc_dir=_multiproc_dir(env.text("PROMETHEUS_MULTIPROC_DIR")),
+            log_format=env.choice("LOG_FORMAT", "json", ("json", "text")),
+            access_log=env.text("ACCESS_LOG") == "-" or env.boolean("ACCESS_LOG", True),
         )
         if settings.initial_api_key is not None and len(settings.initial_api_key) < 32:
             raise ConfigError("INITIAL_API_KEY must be at least 32 characters long")
+        if settings.metrics_token is not None and len(settings.metrics_token) < 32:
+            raise ConfigError("METRICS_TOKEN must be at least 32 characters long")
         if settings.max_url_length + 1024 > settings.max_request_bytes:
             raise ConfigError("MAX_REQUEST_BYTES must exceed MAX_URL_LENGTH by at least 1024 bytes")
         return settings
@@ -274,4 +286,11 @@ def _cors_origins(raw: str | None) -> tuple[str, ...]:
 def _redis_url(raw: str | None) -> str | None:
     if raw is not None and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}")
+    return raw
+
+
+def _multiproc_dir(raw: str | None) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR: where each worker process writes its metrics (run.py creates one)."""
+    if raw is not None and not (os.path.isdir(raw) and os.access(raw, os.W_OK | os.X_OK)):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR must be an existing writable directory, got {raw!r}")
     return raw

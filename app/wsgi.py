@@ -6,12 +6,14 @@ import multiprocessing.util
 from dotenv import load_dotenv
 
 from app import create_app
+from app.config import Settings
 from app.logs import configure_logging
 from app.services.user_agents import classify
 
 load_dotenv()
-configure_logging()
-app = create_app()
+settings = Settings.from_env()
+configure_logging(settings.log_level, settings.log_format)
+app = create_app(settings)
 # Load the User-Agent parser's rules now, in the gunicorn master (preload_app): forked workers share
 # the pages instead of each building its own copy on its first click (~25 MiB each).
 classify("Mozilla/5.0")

@@ -84,6 +84,11 @@ def test_values_are_parsed_and_trimmed():
         ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
         ({"REFERRER_POLICY": "everything"}, "REFERRER_POLICY"),
         ({"HSTS_MAX_AGE": "-1"}, "HSTS_MAX_AGE"),
+        ({"METRICS_ENABLED": "maybe"}, "METRICS_ENABLED"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"ACCESS_LOG": "sometimes"}, "ACCESS_LOG"),
+        ({"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"}, "PROMETHEUS_MULTIPROC_DIR"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env, variable):
@@ -151,3 +156,26 @@ def test_hardening_defaults_are_safe():
     assert settings.ratelimit_enabled and not settings.allow_private_targets
     assert settings.cors_origins == () and settings.blocked_domains == frozenset()
     assert settings.redis_url is None and settings.hsts_max_age == 0
+
+
+def test_observability_settings_default_to_json_logs_access_lines_and_metrics():
+    settings = Settings.from_env({})
+    assert settings.metrics_enabled and settings.access_log and settings.log_format == "json"
+    assert settings.metrics_token is None and settings.metrics_multiproc_dir is None
+
+
+def test_observability_settings_are_parsed(tmp_path):
+    token = "m" * 40
+    settings = Settings.from_env(
+        {
+            "METRICS_ENABLED": "false",
+            "METRICS_TOKEN": token,
+            "LOG_FORMAT": "TEXT",
+            "ACCESS_LOG": "off",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        }
+    )
+    assert not settings.metrics_enabled and not settings.access_log and settings.log_format == "text"
+    assert settings.metrics_token == token and token not in repr(settings)
+    assert settings.metrics_multiproc_dir == str(tmp_path)
+    assert Settings.from_env({"ACCESS_LOG": "-"}).access_log  # the former gunicorn value still means on

@@ -5,17 +5,21 @@ routing, hooks, response object); the rules take a few microseconds. This WSGI m
 exactly the requests whose outcome the cache already knows: a live link, a client not blocked for
 guessing codes. It calls the same service function (`services.links.resolve_cached`: expiry,
 activity, click recording) and sends the same headers as the Flask route. Everything else (unknown
-or uncached codes, gone links, every other path and method) goes to Flask unchanged.
+or uncached codes, gone links, every other path and method) goes to Flask unchanged. Its answers
+carry an X-Request-ID, are counted in the metrics and logged like Flask's (app/api/metrics.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from time import perf_counter
 
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app.api.headers import DEFAULT_HEADERS, security_headers
+from app.api.metrics import STARTED
+from app.logs import request_id_from
 from app.services.links import Visit, resolve_cached
 
 STATUS_LINES = {status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (301, 302, 307, 308)}
@@ -32,16 +36,21 @@ class FastRedirect:
         fixed = {**security_headers(self.settings), **DEFAULT_HEADERS}
         fixed.pop("Cache-Control")  # per redirect, below
         self.fixed_headers = [*fixed.items(), ("Content-Length", "0")]
+        self.observer = app.extensions["request_observer"]  # metrics and access log (app/api/metrics.py)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        started = perf_counter()
         method = environ["REQUEST_METHOD"]
         if method == "GET" or method == "HEAD":
-            answered = self._answer(environ, start_response, method == "GET")
+            answered = self._answer(environ, start_response, method, started)
             if answered is not None:
                 return answered
+        environ[STARTED] = started  # Flask's request hooks time the request from here
         return self.wsgi_app(environ, start_response)
 
-    def _answer(self, environ: dict, start_response: Callable, is_get: bool) -> Iterable[bytes] | None:
+    def _answer(
+        self, environ: dict, start_response: Callable, method: str, started: float
+    ) -> Iterable[bytes] | None:
         extensions = self.extensions  # read per request: tests swap the cache and click buffer
         client = environ.get("REMOTE_ADDR", "")
         guard = extensions.get("code_guessing_guard")
@@ -51,7 +60,9 @@ class FastRedirect:
         if listener is not None:
             listener.ensure_started()
         visit = (
-            Visit(environ.get("HTTP_USER_AGENT", ""), environ.get("HTTP_REFERER"), client) if is_get else None
+            Visit(environ.get("HTTP_USER_AGENT", ""), environ.get("HTTP_REFERER"), client)
+            if method == "GET"
+            else None
         )
         target = resolve_cached(
             environ["PATH_INFO"][1:],
@@ -63,8 +74,15 @@ class FastRedirect:
         if target is None:
             return None
         cache_control = f"public, max-age={target.max_age}" if target.max_age else "no-store"
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         start_response(
             STATUS_LINES[target.status],
-            [("Location", target.url), ("Cache-Control", cache_control), *self.fixed_headers],
+            [
+                ("Location", target.url),
+                ("Cache-Control", cache_control),
+                ("X-Request-ID", request_id),
+                *self.fixed_headers,
+            ],
         )
+        self.observer.fast_redirect(method, target.status, environ["PATH_INFO"], client, request_id, started)
         return EMPTY

@@ -14,6 +14,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from redis.exceptions import RedisError
 
+from app.api.metrics import count_rate_limited
 from app.config import Settings
 from app.errors import RateLimited, render
 
@@ -119,6 +120,7 @@ def _too_many_requests(error: RateLimitExceeded) -> Response:
     if breached is not None:  # never longer than the window itself (Redis rounds reset times up)
         retry_after = max(1, min(breached.limit.get_expiry(), math.ceil(breached.reset_at - time.time())))
     message = f"Too many requests: the limit is {error.description}; retry after {retry_after} s."
+    count_rate_limited(error.limit.scope)
     return render(RateLimited(message, retry_after=retry_after))
 
 
@@ -161,6 +163,7 @@ class CodeGuessingGuard:
             with self.lock:
                 self.blocked.pop(client_ip(), None)
             return
+        count_rate_limited("code-guessing")
         raise RateLimited(
             f"Too many unknown short codes: the limit is {self.item}; retry after {math.ceil(remaining)} s.",
             retry_after=math.ceil(remaining),

@@ -15,6 +15,8 @@ from app.api.http import (
     require_principal,
     settings,
 )
+from app.api.openapi import documented
+from app.api.responses import LinkOut
 from app.api.schemas import CreateLinkRequest, ListLinksQuery, UpdateLinkRequest, parse_json, parse_query
 from app.services import links
 
@@ -23,6 +25,13 @@ bp = Blueprint("links", __name__)
 
 @bp.post("/shorten")
 @bp.post("/urls")
+@documented(
+    {201: LinkOut},
+    body=CreateLinkRequest,
+    errors=(409,),
+    tags=("links",),
+    headers={201: {"Location": "The link's API URL (/urls/<code>)."}},
+)
 def create() -> tuple[Response, int]:
     """Shorten a URL (optionally under a custom alias): 201 with the link once it is committed."""
     body = parse_json(request, CreateLinkRequest)
@@ -39,6 +48,13 @@ def create() -> tuple[Response, int]:
 
 
 @bp.get("/urls")
+@documented(
+    {200: [LinkOut]},
+    query=ListLinksQuery,
+    errors=(403,),
+    tags=("links",),
+    headers={200: {"Link": 'The next page: <url>; rel="next" (absent on the last page).'}},
+)
 def list_urls() -> Response:
     """List visible links newest first; the next page is announced in the Link header."""
     query = parse_query(request, ListLinksQuery)
@@ -52,12 +68,14 @@ def list_urls() -> Response:
 
 
 @bp.get("/urls/<code>")
+@documented({200: LinkOut}, errors=(404,), tags=("links",))
 def read(code: str) -> Response:
     """One link with its state and click count."""
     return jsonify(link_json(links.get_link(code, current_principal()), public_base()))
 
 
 @bp.patch("/urls/<code>")
+@documented({200: LinkOut}, body=UpdateLinkRequest, auth="required", errors=(403, 404), tags=("links",))
 def update(code: str) -> Response:
     """Change a link's target, title, expiry, click limit, redirect type or active flag."""
     principal = require_principal()
@@ -69,6 +87,7 @@ def update(code: str) -> Response:
 
 
 @bp.delete("/urls/<code>")
+@documented({204: None}, auth="required", errors=(403, 404), tags=("links",))
 def delete(code: str) -> tuple[str, int]:
     """Delete a link; its code is never handed out again."""
     links.delete_link(code, require_principal(), cache=link_cache())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from app.api.http import link_cache
+from app.api.openapi import documented
+from app.api.responses import HealthOut, LivezOut
 from app.errors import DatabaseUnavailable, error_response
 from app.services.health import cache_notifications, database_status
 
@@ -14,6 +16,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 @bp.get("/health")
+@documented({200: HealthOut}, auth="none", tags=("operations",))
 def health() -> Response:
     """Readiness: 200 when the database answers SELECT 1, else 503."""
     ok, latency_ms = database_status()
@@ -43,6 +46,7 @@ def health() -> Response:
 
 
 @bp.get("/livez")
+@documented({200: LivezOut}, auth="none", tags=("operations",))
 def livez() -> Response:
     """Liveness: 200 while the process serves requests; never touches the database."""
     response = jsonify({"status": "ok"})

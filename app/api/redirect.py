@@ -7,6 +7,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.routing import BaseConverter
 
 from app.api.http import clicks, link_cache, settings
+from app.api.openapi import documented
 from app.services.codes import CODE_PATTERN
 from app.services.links import Visit, resolve_for_redirect
 
@@ -36,6 +37,13 @@ class CodeConverter(BaseConverter):
 
 
 @bp.get("/<code:code>")
+@documented(
+    {301: None, 302: None, 307: None, 308: None},
+    auth="none",
+    errors=(404, 410),
+    tags=("redirect",),
+    headers={status: {"Location": "The target URL."} for status in (301, 302, 307, 308)},
+)
 def follow(code: str) -> Response:
     """Redirect to the link's target (302 unless the link or REDIRECT_STATUS says otherwise).
 

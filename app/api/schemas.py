@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
 
@@ -20,7 +22,7 @@ from pydantic import (
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from app.errors import InvalidInput, MalformedJson, MissingBody, UnsupportedMediaType
-from app.services.links import MAX_PAGE_SIZE
+from app.services.links import MAX_PAGE_SIZE, NewLink
 
 Shape = TypeVar("Shape", bound=BaseModel)
 
@@ -130,6 +132,38 @@ class CreateUserRequest(Body):
 
     name: Name
     role: Literal["admin", "user"] = "user"
+
+
+class QrQuery(BaseModel):
+    """Query string of GET /urls/<code>/qr."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal["svg", "png"] = Field("svg", description="Image format.")
+    scale: int = Field(4, ge=1, le=40, description="Size of one module in pixels.")
+    border: int = Field(4, ge=0, le=16, description="Quiet zone around the code, in modules.")
+
+
+# Columns an import ignores: those an export adds for people and those of a rejects file, so that
+# either file imports as it is.
+IGNORED_COLUMNS = frozenset({"owner_id", "state", "created_at", "click_count", "row", "error", "reason"})
+_INTEGER_CELL = re.compile(r"\s*[0-9]+\s*")
+
+
+def parse_import_row(row: object) -> NewLink:
+    """One import row (CSV cells are strings, empty ones unset) as a NewLink, by the API's field rules."""
+    if not isinstance(row, Mapping):
+        raise InvalidInput("the row must be an object with at least a url")
+    data = {
+        key: value for key, value in row.items() if key not in IGNORED_COLUMNS and value not in ("", None)
+    }
+    for name in ("max_clicks", "redirect_type"):
+        if isinstance(data.get(name), str) and _INTEGER_CELL.fullmatch(data[name]):
+            data[name] = int(data[name])
+    try:
+        return NewLink(**_validate(CreateLinkRequest, data).model_dump())
+    except InvalidInput as error:
+        raise InvalidInput(error.message.removeprefix("Invalid request: "), **error.extra) from None
 
 
 def parse_json(request: Request, shape: type[Shape]) -> Shape:

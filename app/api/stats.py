@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.http import current_principal, require_principal
+from app.api.openapi import documented
+from app.api.responses import LinkStatsOut, SiteStatsOut
 from app.api.schemas import SiteStatsQuery, StatsQuery, parse_query
 from app.services import stats
 
@@ -12,6 +14,7 @@ bp = Blueprint("stats", __name__)
 
 
 @bp.get("/urls/<code>/stats")
+@documented({200: LinkStatsOut}, query=StatsQuery, errors=(404,), tags=("stats",))
 def link_stats(code: str) -> Response:
     """Totals, unique visitors, time series and top referrers/browsers/OS/devices of one link."""
     query = parse_query(request, StatsQuery)
@@ -20,6 +23,7 @@ def link_stats(code: str) -> Response:
 
 
 @bp.get("/stats")
+@documented({200: SiteStatsOut}, query=SiteStatsQuery, auth="required", errors=(403,), tags=("stats",))
 def site_stats() -> Response:
     """Site-wide totals and the most clicked links in a window (admins)."""
     principal = require_principal()

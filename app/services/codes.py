@@ -14,6 +14,7 @@ CODE_CHARS = ALPHABET + "_-"  # custom aliases may also use '_' and '-'
 # Paths the service routes itself; a code must never shadow one of them.
 RESERVED_CODES = frozenset(
     {"health", "livez", "urls", "shorten", "api", "docs", "metrics", "static", "keys", "stats", "users"}
+    | {"links"}  # the web page: /links/<code>
 )
 
 # The shape of any stored code, as a regex usable by the router (no anchors) and by fullmatch.

@@ -78,16 +78,10 @@ def create_link(
     if principal is None and not settings.anonymous_shorten:
         raise Unauthorized("Anonymous shortening is disabled: send an API key.")
     now = now or utcnow()
-    fields = {
-        "target_url": _target_url(new.url, settings, own_netlocs),
-        "title": new.title,
-        "expires_at": _future(new.expires_at, now),
-        "max_clicks": new.max_clicks,
-        "redirect_type": new.redirect_type,
-        "owner": principal.user_id if principal else None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    owner_id = principal.user_id if principal else None
+    fields = new_link_fields(
+        new, normalize_target(new.url, settings, own_netlocs), owner_id=owner_id, now=now
+    )
     link = _insert_alias(new.alias, fields) if new.alias is not None else _insert_random(settings, fields)
     _forget(cache, link.code)  # drop a cached "no such code" (an alias probed before it existed)
     return link
@@ -112,9 +106,27 @@ def _insert(code: str, fields: dict[str, Any]) -> Link:
         return Link.create(code=code, **fields)
 
 
+def new_link_fields(new: NewLink, target_url: str, *, owner_id: int | None, now: datetime) -> dict[str, Any]:
+    """The columns of a new link to `target_url` (from normalize_target), its code aside.
+
+    Applies the rules beyond the URL: the expiry must be in the future, the alias not reserved.
+    """
+    expires_at = _future(new.expires_at, now)
+    if new.alias is not None and new.alias.lower() in RESERVED_CODES:
+        raise InvalidInput(f"alias {new.alias!r} is reserved; choose another one", field="alias")
+    return {
+        "target_url": target_url,
+        "title": new.title,
+        "expires_at": expires_at,
+        "max_clicks": new.max_clicks,
+        "redirect_type": new.redirect_type,
+        "owner": owner_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _insert_alias(alias: str, fields: dict[str, Any]) -> Link:
-    if alias.lower() in RESERVED_CODES:
-        raise InvalidInput(f"alias {alias!r} is reserved; choose another one", field="alias")
     try:
         return _insert(alias, fields)
     except IntegrityError:
@@ -210,8 +222,8 @@ def _permanent_max_age(settings: Settings, expires_at: datetime | None, now: dat
     return max(0, min(settings.permanent_redirect_max_age, remaining))
 
 
-def _target_url(raw: str, settings: Settings, own_netlocs: frozenset[str]) -> str:
-    """`raw` normalised and checked against the target policy of `settings`."""
+def normalize_target(raw: str, settings: Settings, own_netlocs: frozenset[str] = frozenset()) -> str:
+    """`raw` normalised and checked against the target policy of `settings` (InvalidUrl otherwise)."""
     return normalize_url(
         raw,
         max_length=settings.max_url_length,
@@ -284,7 +296,7 @@ def update_link(
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     if "url" in changes:
-        changes["target_url"] = _target_url(changes.pop("url"), settings, own_netlocs)
+        changes["target_url"] = normalize_target(changes.pop("url"), settings, own_netlocs)
     if changes.get("is_active", True) is None:
         raise InvalidInput("is_active must be true or false", field="is_active")
     if "expires_at" in changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -91,6 +92,7 @@ def domain_key(domain: str) -> str:
     return _ascii_host(domain.strip().lower())
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and IDNA mapping is half a URL's cost; hosts repeat (bulk imports)
 def _ascii_host(host: str) -> str:
     if not host:
         raise InvalidUrl("url must include a host name, e.g. https://example.com/")

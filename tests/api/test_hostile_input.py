@@ -1140,9 +1140,10 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", 
 
 # (anonymous status, admin status) of each endpoint for the methods it serves; HEAD answers as GET.
 EXPECTED = {
-    "static": {"GET": (404, 404)},
+    "static": {"GET": (200, 200)},  # the web page's style sheet (filename below)
     "ops.health": {"GET": (200, 200)},
     "ops.livez": {"GET": (200, 200)},
+    "metrics.metrics": {"GET": (401, 200)},
     "links.create": {"POST": (201, 201)},
     "links.list_urls": {"GET": (200, 200)},
     "links.read": {"GET": (200, 200)},
@@ -1155,7 +1156,14 @@ EXPECTED = {
     "users.list_users": {"GET": (401, 200)},
     "stats.link_stats": {"GET": (200, 200)},
     "stats.site_stats": {"GET": (401, 200)},
+    "qr.qr_code": {"GET": (200, 200)},
     "redirect.follow": {"GET": (302, 302)},
+    "web.index": {"GET": (200, 200)},
+    "web.link_page": {"GET": (200, 200)},
+    "docs.openapi_json": {"GET": (200, 200)},
+    "docs.page": {"GET": (200, 200)},
+    "docs.init": {"GET": (200, 200)},
+    "docs.asset": {"GET": (404, 404)},  # "site.css" is not one of Swagger UI's files
 }
 BODIES = {
     "links.create": {"url": "https://example.com/matrix"},

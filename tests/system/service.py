@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,11 @@ class Service:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # Read the output as it comes, as a log collector would: a full pipe would block the workers'
+        # writes (one access line per request).
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._lines.extend, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -138,13 +144,14 @@ class Service:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        self.output, _ = self.process.communicate(timeout=30)
-        return self.process.returncode
+        return self.wait()
 
     def wait(self, timeout: float = 30) -> int:
         """Wait for the service to exit by itself (no signal sent); keep its output."""
         assert self.process is not None
-        self.output, _ = self.process.communicate(timeout=timeout)
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        self.output = "".join(self._lines)
         return self.process.returncode
 
     def worker_pids(self) -> set[int]:

@@ -1,0 +1,172 @@
+"""Structured logs: one JSON line per request, request ids accepted or generated, errors carry the id."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from app.logs import JsonFormatter, configure_logging, log_access, new_request_id, request_id_from
+from tests.factories import make_link
+
+ACCESS_FIELDS = ["method", "route", "path", "status", "duration_ms", "client"]
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict]]]:
+    """Logging configured as in production (JSON, INFO) into a buffer; returns the parsed lines."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", "json", stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.handlers[:], root.level = saved
+
+
+def access_lines(lines: list[dict]) -> list[dict]:
+    return [line for line in lines if line["logger"] == "app.access"]
+
+
+def test_each_request_is_one_json_access_line(client, log_lines):
+    response = client.get("/livez", headers={"X-Request-ID": "req-1"})
+    [line] = access_lines(log_lines())
+    assert response.headers["X-Request-ID"] == "req-1"
+    assert line["request_id"] == "req-1" and line["level"] == "INFO" and line["message"] == "GET /livez 200"
+    assert {key: line[key] for key in ACCESS_FIELDS[:4]} == {
+        "method": "GET",
+        "route": "/livez",
+        "path": "/livez",
+        "status": 200,
+    }
+    assert line["client"] == "127.0.0.1" and 0 <= line["duration_ms"] < 10_000
+    assert line["time"].endswith("Z") and len(line["time"]) == len("2026-01-01T00:00:00.000Z")
+
+
+def test_a_fast_path_redirect_is_logged_like_any_request(make_client, log_lines):
+    client = make_client()
+    code = make_link().code
+    client.get(f"/{code}")  # through Flask: cached now
+    client.application.view_functions["redirect.follow"] = None  # only the fast path can answer
+    response = client.get(f"/{code}", headers={"X-Request-ID": "fast-1"})
+    flask_line, fast_line = access_lines(log_lines())
+    assert response.status_code == 302 and response.headers["X-Request-ID"] == "fast-1"
+    assert list(fast_line) == list(flask_line)  # the same keys in the same order
+    assert (fast_line["request_id"], fast_line["route"], fast_line["path"]) == (
+        "fast-1",
+        "/<code>",
+        f"/{code}",
+    )
+    assert flask_line["route"] == "/<code>" and flask_line["status"] == fast_line["status"] == 302
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        None,
+        "",
+        "x" * 129,
+        "abc\r\nSet-Cookie: a=1",
+        "with space",
+        'quote"d',
+        "ünïcode",
+        "-leading-dash",
+    ],
+)
+def test_a_missing_or_unsafe_request_id_is_replaced_by_a_new_one(client, sent):
+    environ = {} if sent is None else {"HTTP_X_REQUEST_ID": sent}
+    returned = client.get("/livez", environ_base=environ).headers["X-Request-ID"]
+    assert returned != sent and len(returned) == 32 and int(returned, 16) >= 0
+    assert returned[12] == "4" and returned[16] in "89ab"  # a UUID4
+
+
+@pytest.mark.parametrize("sent", ["a", "x" * 128, "0f8fad5b-d9cb-469f-a165-70867728950e", "edge:1/2+3=4_5.6"])
+def test_a_plain_request_id_of_up_to_128_characters_is_kept(client, sent):
+    assert client.get("/livez", headers={"X-Request-ID": sent}).headers["X-Request-ID"] == sent
+    assert request_id_from(sent) == sent
+
+
+def test_generated_request_ids_are_unique():
+    assert len({new_request_id() for _ in range(1000)}) == 1000
+
+
+def test_an_error_logged_during_a_request_carries_its_request_id(make_client, log_lines):
+    client = make_client()
+
+    def explode():
+        raise RuntimeError("kaboom")
+
+    client.application.add_url_rule("/explode", "explode", explode)
+    response = client.get("/explode", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500 and response.headers["X-Request-ID"] == "trace-me"
+    [error] = [line for line in log_lines() if line["level"] == "ERROR"]
+    assert error["request_id"] == "trace-me" and error["message"] == "unhandled error"
+    assert "RuntimeError: kaboom" in error["exception"]
+    [access] = access_lines(log_lines())
+    assert (access["request_id"], access["status"], access["route"]) == ("trace-me", 500, "/explode")
+
+
+def test_records_outside_requests_have_no_request_id(log_lines):
+    logging.getLogger("app.test").warning("plain %s", "record", extra={"fields": {"batch": 3}})
+    [line] = log_lines()
+    assert "request_id" not in line
+    assert (line["level"], line["logger"], line["message"], line["batch"]) == (
+        "WARNING",
+        "app.test",
+        "plain record",
+        3,
+    )
+
+
+def test_the_access_log_can_be_switched_off(make_client, log_lines):
+    client = make_client(access_log=False)
+    assert client.get("/livez").headers["X-Request-ID"]
+    assert access_lines(log_lines()) == []
+
+
+def test_access_lines_escape_what_the_client_controls(log_lines):
+    hostile = 'a"b\\c\n\u2028ü\x00'
+    log_access("rid", "GET", "/<code>", f"/{hostile}", 404, 0.0012344, hostile)
+    [line] = log_lines()
+    assert line["path"] == f"/{hostile}" and line["client"] == hostile and line["duration_ms"] == 1.234
+    assert line["message"] == f"GET /{hostile} 404"
+
+
+def test_the_handwritten_access_line_is_what_the_generic_formatter_writes():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("app.access")
+    logger.addHandler(handler)
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        log_access("rid-1", "HEAD", "/<code>", "/abc", 302, 0.5, "192.0.2.1")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+    # Re-create the record and format it through both paths.
+    record = logging.makeLogRecord({"name": "app.access", "levelno": 20, "levelname": "INFO"})
+    record.msg, record.args, record.request_id = "%s %s %s", ("HEAD", "/abc", 302), "rid-1"
+    from app.logs import AccessFields
+
+    record.fields = AccessFields("HEAD", "/<code>", "/abc", 302, 500.0, "192.0.2.1")
+    formatter = JsonFormatter()
+    fast = json.loads(formatter.format(record))
+    record.fields = record.fields._asdict()
+    generic = json.loads(formatter.format(record))
+    assert fast == generic and list(fast) == list(generic)
+
+
+def test_text_format_keeps_the_request_id_and_fields(client):
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "text", stream=stream)
+        client.get("/livez", headers={"X-Request-ID": "txt-1"})
+    finally:
+        root.handlers[:], root.level = saved
+    line = stream.getvalue().strip()
+    assert "INFO app.access GET /livez 200 [txt-1] method=GET route=/livez path=/livez status=200" in line
