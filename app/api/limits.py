@@ -78,7 +78,8 @@ def init_rate_limits(
             deduct_when=lambda response: response.status_code == 401,
         )(blueprint)
     _per_ip_and_key(limiter, create, settings.ratelimit_create, "create", methods=["POST"])
-    guard = CodeGuessingGuard(limiter, settings.ratelimit_misses, guarded=redirect.name)
+    # Code pages (/links/<code>) reveal codes too: their misses count like the redirect's.
+    guard = CodeGuessingGuard(limiter, settings.ratelimit_misses, guarded=(redirect.name, "web", None))
     guard.install(app)
     app.extensions["code_guessing_guard"] = guard
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
@@ -135,7 +136,7 @@ class CodeGuessingGuard:
 
     MAX_BLOCKED = 100_000
 
-    def __init__(self, limiter: Limiter, value: str, *, guarded: str) -> None:
+    def __init__(self, limiter: Limiter, value: str, *, guarded: tuple[str | None, ...]) -> None:
         self.limiter = limiter
         self.item = limits.parse(value)
         self.guarded = guarded
@@ -153,7 +154,7 @@ class CodeGuessingGuard:
 
     def refuse_blocked(self) -> None:
         """429 for a client whose guessing allowance is used up (only redirect-route requests)."""
-        if not self.blocked or request.blueprint not in (self.guarded, None):
+        if not self.blocked or request.blueprint not in self.guarded:
             return
         until = self.blocked.get(client_ip())
         if until is None:
@@ -171,7 +172,7 @@ class CodeGuessingGuard:
 
     def count_miss(self, response: Response) -> Response:
         """Count a 404 from the redirect route (or an unroutable path) against the client."""
-        if response.status_code == 404 and request.blueprint in (self.guarded, None):
+        if response.status_code == 404 and request.blueprint in self.guarded:
             ip = client_ip()
             strategy = self.limiter.limiter
             try:

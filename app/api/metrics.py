@@ -256,7 +256,9 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 @bp.get("/metrics")
-@documented({200: None}, auth="required", errors=(401, 403), tags=("operations",))
+@documented(
+    {200: None}, auth="required", errors=(401, 403), tags=("operations",), media={200: ("text/plain",)}
+)
 def metrics() -> Response:
     """Prometheus metrics of all worker processes (METRICS_TOKEN as a bearer token, or an admin key)."""
     _authorize(current_app.extensions["settings"].metrics_token)

@@ -75,6 +75,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     headers: dict[int, dict[str, str]] = field(default_factory=dict)
+    media: dict[int, tuple[str, ...]] = field(default_factory=dict)  # non-JSON bodies: status → types
 
 
 def documented(
@@ -86,9 +87,10 @@ def documented(
     errors: tuple[int, ...] = (),
     tags: tuple[str, ...] = (),
     headers: dict[int, dict[str, str]] | None = None,
+    media: dict[int, tuple[str, ...]] | None = None,
 ) -> Callable[[View], View]:
     """Attach the OpenAPI operation of a view (its docstring becomes the summary)."""
-    operation = Operation(responses, body, query, auth, errors, tags, headers or {})
+    operation = Operation(responses, body, query, auth, errors, tags, headers or {}, media or {})
 
     def attach(view: View) -> View:
         view.openapi = operation  # type: ignore[attr-defined]
@@ -215,6 +217,9 @@ def _responses(operation: Operation) -> dict:
         entry: dict[str, Any] = {"description": STATUS_TEXT.get(status, "")}
         if model is not None:
             entry["content"] = {"application/json": {"schema": _response_schema(model)}}
+        elif status in operation.media:
+            binary = {"type": "string"}
+            entry["content"] = {media_type: {"schema": binary} for media_type in operation.media[status]}
         if status in operation.headers:
             entry["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}

@@ -23,7 +23,7 @@ MAX_AGE = 86400
     query=QrQuery,
     errors=(404,),
     tags=("links",),
-    headers={200: {"Content-Type": "image/svg+xml (format=svg) or image/png (format=png)."}},
+    media={200: ("image/svg+xml", "image/png")},
 )
 def qr_code(code: str) -> Response:
     """The link's short URL as a QR code image: SVG by default, PNG with format=png."""

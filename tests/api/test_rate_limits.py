@@ -120,3 +120,10 @@ def test_an_unreachable_redis_falls_back_to_counting_in_memory(make_client):
     client = limited_client(make_client, ratelimit_create="3/minute", redis_url="redis://127.0.0.1:1/0")
     assert [create(client).status_code for _ in range(3)] == [201, 201, 201]
     assert_rate_limited(create(client))
+
+
+def test_guessing_codes_through_the_link_pages_counts_too(make_client):
+    client = limited_client(make_client, ratelimit_misses="3/minute")
+    assert [client.get(f"/links/guess{i}").status_code for i in range(3)] == [404, 404, 404]
+    assert_rate_limited(client.get("/links/guess3"))
+    assert_rate_limited(client.get("/guess4"))  # the same allowance as the redirect's
