@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.services.clicks import ClickRecorder
     from app.services.link_cache import LinkCache
     from app.services.link_events import LinkChangeListener, listener_kwargs
+    from app.web import pages
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -53,8 +54,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app,
         settings,
         create=links.bp,
-        manage=[links.bp, keys.bp, users.bp, stats.bp, qr.bp],
+        manage=[links.bp, keys.bp, users.bp, stats.bp, qr.bp, metrics.bp, pages.bp],
         redirect=redirect.bp,
+        code_routes=[links.bp, qr.bp, stats.bp, pages.bp],
     )
     app.register_blueprint(ops.bp)
     app.register_blueprint(links.bp)

@@ -126,6 +126,9 @@ class JsonFormatter(logging.Formatter):
         )
 
 
+_ESCAPE_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
 class TextFormatter(logging.Formatter):
     """`time LEVEL logger message`, then `[request id]` and the record's fields as key=value."""
 
@@ -141,7 +144,9 @@ class TextFormatter(logging.Formatter):
         if fields:
             pairs = fields._asdict() if isinstance(fields, AccessFields) else fields
             line += "".join(f" {key}={value}" for key, value in pairs.items())
-        return line
+        # One record, one line: a client-supplied CR/LF (a decoded path, a header) cannot forge another.
+        # (A traceback is appended after this by `format`, with its own lines.)
+        return line.translate(_ESCAPE_CONTROL)
 
 
 def configure_logging(

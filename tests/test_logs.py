@@ -170,3 +170,16 @@ def test_text_format_keeps_the_request_id_and_fields(client):
         root.handlers[:], root.level = saved
     line = stream.getvalue().strip()
     assert "INFO app.access GET /livez 200 [txt-1] method=GET route=/livez path=/livez status=200" in line
+
+
+def test_text_lines_cannot_be_forged_with_control_characters():
+    import io
+    import logging
+
+    from app.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", "text", stream)
+    logging.getLogger("app.test").warning("path /abc\n2026-01-01 00:00:00 ERROR app.security admin login\r")
+    output = stream.getvalue()
+    assert output.count("\n") == 1 and "\\x0a2026-01-01" in output and "\r" not in output

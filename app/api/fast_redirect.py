@@ -18,6 +18,7 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from app.api.headers import DEFAULT_HEADERS, security_headers
+from app.api.limits import client_of
 from app.api.metrics import STARTED
 from app.logs import request_id_from
 from app.services.links import Visit, resolve_cached
@@ -52,7 +53,7 @@ class FastRedirect:
         self, environ: dict, start_response: Callable, method: str, started: float
     ) -> Iterable[bytes] | None:
         extensions = self.extensions  # read per request: tests swap the cache and click buffer
-        client = environ.get("REMOTE_ADDR", "")
+        client = client_of(environ)  # the same key the rate limits use
         guard = extensions.get("code_guessing_guard")
         if guard is not None and guard.is_blocked(client):
             return None

@@ -53,13 +53,20 @@ def require_principal() -> Principal:
 
 
 def _presented_key() -> str | None:
+    key = presented_key()
+    if key == "":
+        raise Unauthorized("Send the key as Authorization: Bearer <key>.")
+    return key
+
+
+def presented_key() -> str | None:
+    """The key the request presents (`Authorization: Bearer` or `X-API-Key`), normalised; "" for a
+    malformed Authorization header, None when no key is sent. Never raises (rate limits use it)."""
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Send the key as Authorization: Bearer <key>.")
-        return token.strip()
-    return request.headers.get("X-API-Key") or None
+        return token.strip() if scheme.lower() == "bearer" else ""
+    return request.headers.get("X-API-Key", "").strip() or None
 
 
 def public_base() -> str:
@@ -79,6 +86,8 @@ def own_netlocs() -> frozenset[str]:
     for base in bases:
         parts = urlsplit(base)
         keys.add(netloc_key(parts.hostname or "", parts.port, parts.scheme))
+        if parts.port is None:  # https://sho.rt is also reached as http://sho.rt (and the reverse)
+            keys |= {netloc_key(parts.hostname or "", None, scheme) for scheme in ("http", "https")}
     return frozenset(keys)
 
 

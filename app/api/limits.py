@@ -14,6 +14,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from redis.exceptions import RedisError
 
+from app.api.http import presented_key
 from app.api.metrics import count_rate_limited
 from app.config import Settings
 from app.errors import RateLimited, render
@@ -23,21 +24,23 @@ log = logging.getLogger(__name__)
 
 def client_ip() -> str:
     """The client's address (the proxy-supplied one only through TRUSTED_PROXIES)."""
-    return request.remote_addr or "unknown"
+    return client_of(request.environ)
+
+
+def client_of(environ: dict) -> str:
+    """The client's address in a WSGI environ (behind ProxyFix); the same key everywhere."""
+    return environ.get("REMOTE_ADDR") or "unknown"
 
 
 def api_key_identity() -> str:
-    """A digest of the presented API key: counts follow the key, and the key is never stored."""
-    raw = _raw_key_header()
-    return "key:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def _raw_key_header() -> str:
-    return request.headers.get("Authorization") or request.headers.get("X-API-Key") or ""
+    """A digest of the presented API key (normalised, so spacing or the header used does not give a
+    fresh allowance): counts follow the key, and the key is never stored."""
+    key = presented_key() or ""
+    return "key:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _no_key_sent() -> bool:
-    return not _raw_key_header()
+    return presented_key() is None
 
 
 def init_rate_limits(
@@ -47,6 +50,7 @@ def init_rate_limits(
     create: Blueprint,
     manage: list[Blueprint],
     redirect: Blueprint,
+    code_routes: list[Blueprint],
 ) -> Limiter | None:
     """Limit creation (POST on `create`), management (`manage` blueprints), failed authentication
     and unknown-code lookups on `redirect`; None when RATELIMIT_ENABLED is false.
@@ -78,8 +82,10 @@ def init_rate_limits(
             deduct_when=lambda response: response.status_code == 401,
         )(blueprint)
     _per_ip_and_key(limiter, create, settings.ratelimit_create, "create", methods=["POST"])
-    # Code pages (/links/<code>) reveal codes too: their misses count like the redirect's.
-    guard = CodeGuessingGuard(limiter, settings.ratelimit_misses, guarded=(redirect.name, "web", None))
+    # Every route that answers 404 for an unknown code reveals codes: its misses count like the
+    # redirect's (link pages, link reads, QR codes, stats), and a blocked client is refused there too.
+    guarded = (redirect.name, None, *(bp.name for bp in code_routes))
+    guard = CodeGuessingGuard(limiter, settings.ratelimit_misses, guarded=guarded)
     guard.install(app)
     app.extensions["code_guessing_guard"] = guard
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
@@ -154,7 +160,7 @@ class CodeGuessingGuard:
 
     def refuse_blocked(self) -> None:
         """429 for a client whose guessing allowance is used up (only redirect-route requests)."""
-        if not self.blocked or request.blueprint not in self.guarded:
+        if not self.blocked or not self._is_lookup():
             return
         until = self.blocked.get(client_ip())
         if until is None:
@@ -172,7 +178,7 @@ class CodeGuessingGuard:
 
     def count_miss(self, response: Response) -> Response:
         """Count a 404 from the redirect route (or an unroutable path) against the client."""
-        if response.status_code == 404 and request.blueprint in self.guarded:
+        if response.status_code == 404 and self._is_lookup():
             ip = client_ip()
             strategy = self.limiter.limiter
             try:
@@ -184,6 +190,10 @@ class CodeGuessingGuard:
             if exhausted:
                 self._block(ip)
         return response
+
+    def _is_lookup(self) -> bool:
+        """A GET or HEAD on a route that answers 404 for unknown codes (creates are never refused here)."""
+        return request.method in ("GET", "HEAD") and request.blueprint in self.guarded
 
     def _block(self, ip: str) -> None:
         now = time.monotonic()

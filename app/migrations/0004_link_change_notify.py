@@ -3,7 +3,8 @@
 Every process listens (`app/services/link_events.py`) and drops the code from its redirect cache.
 The trigger fires for any writer (API, CLI, a DBA's UPDATE), and NOTIFY is delivered only when the
 transaction commits. Click counter updates do not fire it: they would invalidate every popular link
-on every flush. SQLite has no notifications; its caches rely on their TTL.
+on every flush. `TRUNCATE` sends nothing (restart the service after one). SQLite has no
+notifications; its caches rely on their TTL.
 """
 
 from peewee import PostgresqlDatabase
@@ -27,7 +28,12 @@ def up(migrator, db):
         f"""
         CREATE FUNCTION shortener_link_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_notify('{CHANNEL}', CASE WHEN TG_OP = 'DELETE' THEN OLD.code ELSE NEW.code END);
+            IF TG_OP <> 'INSERT' THEN
+                PERFORM pg_notify('{CHANNEL}', OLD.code);
+            END IF;
+            IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR NEW.code IS DISTINCT FROM OLD.code) THEN
+                PERFORM pg_notify('{CHANNEL}', NEW.code);  -- a new code, or a renamed one
+            END IF;
             RETURN NULL;
         END $$
         """

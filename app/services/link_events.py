@@ -24,6 +24,7 @@ from app.services.link_cache import LinkCache
 log = logging.getLogger(__name__)
 
 CHANNEL = "shortener_link_changed"
+PROBE_PREFIX = "~probe~"  # "~" never appears in a code
 
 
 class LinkChangeListener:
@@ -75,13 +76,18 @@ class LinkChangeListener:
             try:
                 self._listen()
                 failures = 0
-            except psycopg2.Error as error:
-                self.cache.notified = False
-                delay = self.retry_delays[min(failures, len(self.retry_delays) - 1)]
-                failures += 1
-                if failures == 1:
-                    log.warning("link change listener disconnected (%s); retrying", str(error).strip())
-                self._stop.wait(delay)
+            except (psycopg2.Error, OSError, NotificationsLost) as error:
+                failures = self._after_failure(failures, str(error).strip() or type(error).__name__)
+            except Exception:  # never let the thread die silently: the cache would stay on its short TTL
+                log.exception("link change listener failed; restarting it")
+                failures = self._after_failure(failures, None)
+
+    def _after_failure(self, failures: int, reason: str | None) -> int:
+        self.cache.notified = False
+        if failures == 0 and reason is not None:
+            log.warning("link change listener disconnected (%s); retrying", reason)
+        self._stop.wait(self.retry_delays[min(failures, len(self.retry_delays) - 1)])
+        return failures + 1
 
     def _listen(self) -> None:
         connection = psycopg2.connect(**self._connect_kwargs)
@@ -99,19 +105,42 @@ class LinkChangeListener:
             connection.close()
 
     def _pump(self, connection: psycopg2.extensions.connection) -> None:
+        """Apply notifications; on a quiet connection, prove every `heartbeat` that they still arrive.
+
+        A live connection is not enough (a pooler in transaction mode accepts LISTEN and delivers
+        nothing): the listener sends itself a probe notification and expects it back before the next
+        heartbeat, else it reconnects, and the cache falls back to its short TTL meanwhile.
+        """
         quiet_since = time.monotonic()
+        probe: str | None = None
+        sequence = 0
         while not self._stop.is_set():
-            readable, _, _ = select.select([connection], [], [], 1.0)
+            readable, _, _ = select.select([connection], [], [], min(1.0, self.heartbeat))
             if readable:
                 connection.poll()
+            if connection.notifies:  # also those psycopg2 collected while running the probe query
                 while connection.notifies:
-                    self.cache.invalidate(connection.notifies.pop(0).payload)
+                    payload = connection.notifies.pop(0).payload
+                    if payload == probe:
+                        probe = None
+                    elif not payload.startswith(PROBE_PREFIX):  # other processes' probes are no codes
+                        self.cache.invalidate(payload)
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > self.heartbeat:
-                # A silent server may be gone: a query fails within tcp_user_timeout if it is.
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
+            if time.monotonic() - quiet_since > self.heartbeat:
+                if probe is not None:
+                    raise NotificationsLost(f"the probe notification {probe} did not come back")
+                sequence += 1
+                probe = f"{PROBE_PREFIX}{os.getpid()}-{sequence}"
+                self._send_probe(connection, probe)
                 quiet_since = time.monotonic()
+
+    def _send_probe(self, connection: psycopg2.extensions.connection, probe: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, probe))
+
+
+class NotificationsLost(Exception):
+    """The connection is up but notifications do not arrive."""
 
 
 def listener_kwargs(database: object) -> dict:

@@ -27,7 +27,7 @@ from app.services.api_keys import Principal
 from app.services.clicks import ClickRecorder
 from app.services.codes import RESERVED_CODES, generate_code, is_well_formed
 from app.services.link_cache import UNCACHED, LinkCache
-from app.services.urls import normalize_url
+from app.services.urls import is_blocked_url, normalize_url
 
 MAX_PAGE_SIZE = 1000
 # Permanent redirects may be cached by clients; temporary ones come back on every click.
@@ -193,6 +193,9 @@ def _follow(
         raise LinkGone()
     if expires_at is not None and expires_at <= (now or utcnow()):
         raise LinkGone("This short link has expired.")
+    if settings.blocked_domains and is_blocked_url(url, settings.blocked_domains):
+        # Blocking a domain also stops the links created before it was blocked.
+        raise LinkGone("This short link's destination has been blocked.")
     allowance = None if max_clicks is None else max_clicks - human_clicks
     admitted = (
         clicks.record(

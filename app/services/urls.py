@@ -24,6 +24,13 @@ _PRIVATE_SUFFIXES = ("localhost", "localdomain", "local", "internal", "home.arpa
 # http://0x7f.1/, http://0177.0.0.1/ all mean 127.0.0.1 to a browser).
 _NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Never public, whatever this Python's `is_global` says (its tables changed in 3.11.10 and 3.12.4):
+# IPv4-compatible (deprecated, embeds IPv4), SIIT-translated, local-use NAT64, site-local and the
+# documentation ranges.
+_NOT_PUBLIC_V6 = tuple(
+    ipaddress.IPv6Network(network)
+    for network in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "fec0::/10", "2001:db8::/32", "3fff::/20")
+)
 # A bracketed host is an IPv6 literal (no zone id, no IPvFuture), optionally followed by a port.
 _BRACKETED_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\](?::[0-9]*)?")
 
@@ -164,12 +171,19 @@ def _under_private_suffix(host: str) -> bool:
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """True for unicast addresses of the public internet, also behind IPv6 transition prefixes."""
     if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _NOT_PUBLIC_V6):
+            return False
         embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
         if embedded is None and address in _NAT64:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None and not _is_public(embedded):
             return False
     return address.is_global and not address.is_multicast
+
+
+def is_blocked_url(url: str, blocked_domains: frozenset[str]) -> bool:
+    """True when the host of a stored (normalised) URL is on the blocklist or under a blocked domain."""
+    return _is_blocked(urlsplit(url).hostname or "", blocked_domains)
 
 
 def _is_blocked(host: str, blocked_domains: frozenset[str]) -> bool:

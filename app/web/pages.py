@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import NotFound
 
 from app.api.http import public_base
-from app.api.limits import client_ip
-from app.errors import RateLimited
 from app.services import links, stats
 from app.web.chart import bar_chart
 from app.web.render import page
 
 bp = Blueprint("web", __name__)
-
-
-@bp.before_request
-def _refuse_code_guessers() -> None:
-    """A client blocked for guessing codes on the redirect route learns nothing here either."""
-    guard = current_app.extensions.get("code_guessing_guard")
-    if guard is not None and guard.is_blocked(client_ip()):
-        window = guard.item.get_expiry()  # the block ends within one window of the guessing limit
-        raise RateLimited(f"Too many unknown short codes; retry within {window} s.", retry_after=window)
 
 
 @bp.before_request

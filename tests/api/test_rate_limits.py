@@ -127,3 +127,35 @@ def test_guessing_codes_through_the_link_pages_counts_too(make_client):
     assert [client.get(f"/links/guess{i}").status_code for i in range(3)] == [404, 404, 404]
     assert_rate_limited(client.get("/links/guess3"))
     assert_rate_limited(client.get("/guess4"))  # the same allowance as the redirect's
+
+
+def test_the_key_limit_cannot_be_dodged_by_spelling_the_header_differently(make_client):
+    client = limited_client(make_client, ratelimit_manage="3/minute")
+    key = make_key(make_user())
+    spellings = [
+        {"Authorization": f"Bearer {key}"},
+        {"Authorization": f"bearer   {key}  "},
+        {"X-API-Key": key},
+        {"X-API-Key": f" {key} "},
+    ]
+    statuses = [
+        client.get("/keys", headers=h, environ_base={"REMOTE_ADDR": f"192.0.2.{i}"})
+        for i, h in enumerate(spellings, start=10)
+    ]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+
+
+def test_wrong_metrics_tokens_count_as_failed_authentication(make_client):
+    client = limited_client(make_client, ratelimit_auth_failures="3/minute", metrics_token="t" * 40)
+    wrong = {"Authorization": "Bearer " + "x" * 40}
+    assert [client.get("/metrics", headers=wrong).status_code for _ in range(3)] == [401, 401, 401]
+    assert_rate_limited(client.get("/metrics", headers=wrong))
+
+
+@pytest.mark.parametrize("path", ["/urls/guess{}", "/urls/guess{}/qr", "/urls/guess{}/stats"])
+def test_guessing_codes_through_any_code_route_counts_and_is_refused_there(make_client, path):
+    client = limited_client(make_client, ratelimit_misses="3/minute")
+    assert [client.get(path.format(i)).status_code for i in range(3)] == [404, 404, 404]
+    assert_rate_limited(client.get(path.format(3)))
+    assert_rate_limited(client.get("/guess4"))
+    assert create(client, ip="127.0.0.1").status_code == 201  # creating is not guessing

@@ -70,3 +70,13 @@ def test_redirect_when_database_is_down_is_503(broken_db_client):
     response = broken_db_client.get("/abcdefg")
     assert response.status_code == 503
     assert response.get_json()["code"] == "database_unavailable"
+
+
+def test_links_to_a_domain_blocked_later_stop_redirecting(make_client):
+    code = make_link("https://sub.phish.example/login").code
+    other = make_link("https://fine.example/").code
+    client = make_client(blocked_domains=frozenset({"phish.example"}))
+    response = client.get(f"/{code}")
+    assert response.status_code == 410 and response.get_json()["code"] == "link_gone"
+    assert "blocked" in response.get_json()["error"]
+    assert client.get(f"/{other}").status_code == 302

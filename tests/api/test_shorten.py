@@ -108,6 +108,13 @@ def test_shorten_rejects_links_to_the_configured_base_url(make_client):
     assert response.get_json()["code"] == "invalid_url"
 
 
+@pytest.mark.parametrize("url", ["http://sho.rt/abcdefg", "http://sho.rt:80/x", "https://sho.rt/x"])
+def test_shorten_rejects_links_to_the_base_url_under_either_scheme(make_client, url):
+    client = make_client(base_url="https://sho.rt")
+    assert shorten(client, url).get_json()["code"] == "invalid_url"
+    assert shorten(client, "https://sho.rt:8443/x").status_code == 201  # another port is another service
+
+
 def test_shorten_allows_same_host_on_another_port_when_private_targets_are_allowed(make_client):
     client = make_client(allow_private_targets=True)
     assert shorten(client, "http://localhost:9999/app").status_code == 201

@@ -119,3 +119,38 @@ def test_without_a_listener_connection_entries_fall_back_to_the_short_ttl(listen
 def test_the_listener_stops_and_restarts_in_a_new_process_only(listener):
     listener.ensure_started()  # same process: no second thread
     assert listener.connections == 1
+
+
+def test_renaming_a_code_drops_both_the_old_and_the_new_code(listener, committed):
+    link = committed("evt-old")
+    listener.cache.put("evt-old", ("cached row",))
+    listener.cache.put("evt-renamed", None)  # a cached miss for the new name
+    commit(Link.update(code="evt-renamed").where(Link.id == link.id))
+    try:
+        wait_until(
+            lambda: (
+                listener.cache.get("evt-old") is UNCACHED and listener.cache.get("evt-renamed") is UNCACHED
+            )
+        )
+    finally:
+        commit(Link.delete().where(Link.code == "evt-renamed"))
+
+
+def test_a_connection_that_stops_delivering_notifications_is_replaced(postgres_only, monkeypatch):
+    cache = LinkCache(ttl=0.001, notified_ttl=60)
+    listening = LinkChangeListener(listener_kwargs(db.obj), cache, heartbeat=0.2, retry_delays=(0.05,))
+    listening.ensure_started()
+    try:
+        wait_until(lambda: cache.notified)
+        assert listening.connections == 1
+        # As if a pooler swallowed every notification: the listener's own probe never comes back.
+        monkeypatch.setattr(LinkChangeListener, "_send_probe", lambda self, connection, probe: None)
+        wait_until(lambda: listening.connections >= 2, timeout=3)
+    finally:
+        listening.stop()
+
+
+def test_quiet_but_healthy_connections_stay_trusted(listener):
+    connections = listener.connections
+    time.sleep(1.5)  # several heartbeats (0.5 s) with no change: the probes come back
+    assert listener.cache.notified and listener.connections == connections
