@@ -20,8 +20,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 from app.api.headers import DEFAULT_HEADERS, security_headers
 from app.api.limits import client_of
 from app.api.metrics import STARTED
+from app.api.redirect import cache_control_of, visit_of
 from app.logs import request_id_from
-from app.services.links import Visit, resolve_cached
+from app.services.links import resolve_cached
 
 STATUS_LINES = {status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (301, 302, 307, 308)}
 EMPTY = (b"",)
@@ -60,27 +61,21 @@ class FastRedirect:
         listener = extensions.get("link_events")
         if listener is not None:
             listener.ensure_started()
-        visit = (
-            Visit(environ.get("HTTP_USER_AGENT", ""), environ.get("HTTP_REFERER"), client)
-            if method == "GET"
-            else None
-        )
         target = resolve_cached(
             environ["PATH_INFO"][1:],
             self.settings,
             extensions["clicks"],
             extensions["link_cache"],
-            visit=visit,
+            visit=visit_of(environ),
         )
         if target is None:
             return None
-        cache_control = f"public, max-age={target.max_age}" if target.max_age else "no-store"
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         start_response(
             STATUS_LINES[target.status],
             [
                 ("Location", target.url),
-                ("Cache-Control", cache_control),
+                ("Cache-Control", cache_control_of(target)),
                 ("X-Request-ID", request_id),
                 *self.fixed_headers,
             ],

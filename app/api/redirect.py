@@ -7,9 +7,10 @@ from werkzeug.datastructures import Headers
 from werkzeug.routing import BaseConverter
 
 from app.api.http import clicks, link_cache, settings
+from app.api.limits import client_of
 from app.api.openapi import documented
 from app.services.codes import CODE_PATTERN
-from app.services.links import Visit, resolve_for_redirect
+from app.services.links import Redirect, Visit, resolve_for_redirect
 
 bp = Blueprint("redirect", __name__)
 
@@ -49,12 +50,19 @@ def follow(code: str) -> Response:
 
     404 for unknown codes, 410 for deactivated, expired, used-up or deleted links. HEAD is not a click.
     """
-    visit = None
-    if request.method == "GET":  # HEAD is not a click
-        headers = request.headers
-        visit = Visit(headers.get("User-Agent", ""), headers.get("Referer"), request.remote_addr or "")
-    target = resolve_for_redirect(code, settings(), clicks(), link_cache(), visit=visit)
-    cache_control = f"public, max-age={target.max_age}" if target.max_age else "no-store"
+    target = resolve_for_redirect(code, settings(), clicks(), link_cache(), visit=visit_of(request.environ))
     return RedirectResponse(
-        b"", status=target.status, headers={"Location": target.url, "Cache-Control": cache_control}
+        b"", status=target.status, headers={"Location": target.url, "Cache-Control": cache_control_of(target)}
     )
+
+
+def visit_of(environ: dict) -> Visit | None:
+    """The click a GET makes (HEAD is not a click); the client as the rate limits identify it."""
+    if environ["REQUEST_METHOD"] != "GET":
+        return None
+    return Visit(environ.get("HTTP_USER_AGENT", ""), environ.get("HTTP_REFERER"), client_of(environ))
+
+
+def cache_control_of(target: Redirect) -> str:
+    """Permanent redirects may be cached for the age the service allows; others never."""
+    return f"public, max-age={target.max_age}" if target.max_age else "no-store"
