@@ -15,10 +15,14 @@ import io
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
+
+import psycopg2
+from peewee import InternalError
 
 from app.db import UNAVAILABLE_ERRORS, connected, db, execute_many, insert_rows, is_postgres, utcnow
 from app.models import Click, VisitorSalt
@@ -42,6 +46,12 @@ ROLLUP_UPSERT = (  # add a batch's counts to the rows that already exist
     "DO UPDATE SET clicks = click_rollup.clicks + excluded.clicks"
 )
 STORED_TIME = Click.clicked_at.db_value  # aware UTC → the stored form, same as the ORM writes
+# A flush that fails with one of these is kept and retried: the database cannot take writes right
+# now (down, restarting, or a read-only standby mid-failover: "read-only transaction"). Bulk writes
+# use raw driver cursors, so the driver's own classes are listed too (sqlite3's OperationalError is
+# "database is locked"; peewee would wrap it as its OperationalError). Any other error is the
+# database refusing some rows of the batch (see `ClickRecorder.flush`).
+TRANSIENT_ERRORS = (*UNAVAILABLE_ERRORS, InternalError, psycopg2.InternalError, sqlite3.OperationalError)
 
 
 class ClickEvent(NamedTuple):
@@ -59,8 +69,10 @@ class ClickRecorder:
     """Per-process click buffer, flushed every `interval` seconds, at `batch_size` clicks and on close.
 
     The buffer holds at most `max_events` clicks; beyond that new clicks are dropped and counted in
-    `dropped` (memory stays bounded when the database is down). A failed flush puts its clicks back
-    and they are written by a later flush. With `analytics=False` only the per-link counters are kept.
+    `dropped` (memory stays bounded when the database is down). A flush that fails because the database
+    is away puts its clicks back and they are written by a later flush; a click the database refuses
+    is dropped alone (and counted), the rest of its batch is written. With `analytics=False` only the
+    per-link counters are kept.
     """
 
     def __init__(
@@ -132,34 +144,68 @@ class ClickRecorder:
             return len(self._events)
 
     def flush(self) -> int:
-        """Write the buffered clicks in one transaction; return how many (0, and kept, on failure).
+        """Write the buffered clicks (one transaction unless some are refused); return how many were written.
 
         The clicks being written stay in `pending` until their transaction has committed, so the
-        click-limit check always sees them, either as pending or as stored.
+        click-limit check always sees them, either as pending or as stored. When the database is
+        away (`TRANSIENT_ERRORS`) the clicks are kept for a later flush. When it refuses the batch
+        (a value it will never take), the batch is split in halves, each written in its own
+        transaction, recursively, until the refused clicks are alone: only those are dropped (and
+        counted in `dropped`); every other click of the batch is written.
         """
         with self._flush_lock:
             with self._lock:
                 events, self._events = self._events, []
             if not events:
                 return 0
+            written, refused = 0, 0
+            todo = [events]  # a stack of chunks still to write, the next one last
+            refusal: Exception | None = None
             try:
-                with connected(), db.atomic():
-                    self._write(events)
-            except UNAVAILABLE_ERRORS as error:  # the database is away: keep the clicks, retry later
-                log.warning("click flush failed, %d clicks kept for retry: %s", len(events), error)
-                self._salts = {}  # a salt created in the failed transaction does not exist
-                self._restore(events)
-                return 0
-            except Exception:  # the database refused the batch itself: retrying would block every later click
-                log.exception("click flush refused by the database; %d clicks dropped", len(events))
+                with connected():
+                    while todo:
+                        chunk = todo.pop()
+                        try:
+                            with db.atomic():
+                                self._write(chunk)
+                        except TRANSIENT_ERRORS:
+                            todo.append(chunk)
+                            raise
+                        except (
+                            Exception
+                        ) as error:  # refused: split the chunk, drop only a click refused alone
+                            self._salts = {}  # a salt created in the failed transaction does not exist
+                            if len(chunk) > 1:
+                                half = len(chunk) // 2
+                                todo += [chunk[half:], chunk[:half]]
+                                continue
+                            refusal = refusal or error
+                            refused += 1
+                            self._settle(chunk, dropped=True)
+                            continue
+                        written += len(chunk)
+                        self._settle(chunk, dropped=False)
+            except TRANSIENT_ERRORS as error:  # the database is away: keep the clicks, retry later
                 self._salts = {}
-                with self._lock:
-                    self.dropped += len(events)
-                    self._pending_human -= _human_counts(events)
-                return 0
-            with self._lock:
-                self._pending_human -= _human_counts(events)
-            return len(events)
+                left = [event for chunk in reversed(todo) for event in chunk]
+                if left:
+                    log.warning("click flush failed, %d clicks kept for retry: %s", len(left), error)
+                    self._restore(left)
+            if refused:
+                log.error(
+                    "click flush: the database refused %d clicks; dropped them and wrote the %d others",
+                    refused,
+                    written,
+                    exc_info=refusal,
+                )
+            return written
+
+    def _settle(self, events: list[ClickEvent], *, dropped: bool) -> None:
+        """`events` are committed or dropped: they no longer count as pending (nor, dropped, at all)."""
+        with self._lock:
+            self._pending_human -= _human_counts(events)
+            if dropped:
+                self.dropped += len(events)
 
     def close(self) -> None:
         """Stop the background thread and write what is buffered (graceful shutdown)."""
@@ -265,7 +311,11 @@ POSTGRES_BATCH = [
     "CREATE TEMP TABLE IF NOT EXISTS click_batch (link_id bigint, clicked_at timestamptz, "
     "referrer_host text, browser text, os text, device text, is_bot boolean, visitor_hash text) "
     "ON COMMIT DELETE ROWS",
-    "COPY click_batch FROM STDIN WITH (FORMAT csv, NULL '\\N')",  # an empty field is '', never NULL
+    # Every field is quoted (`_write_postgres`) and a quoted field is never NULL, so no value from a
+    # request (a browser family copied from the User-Agent may be `\N`, `""` or empty) can turn into
+    # NULL; FORCE_NOT_NULL says the same again for the text columns.
+    "COPY click_batch FROM STDIN WITH (FORMAT csv, "
+    "FORCE_NOT_NULL (referrer_host, browser, os, device, visitor_hash))",
     f"INSERT INTO click ({', '.join(CLICK_COLUMNS)}) SELECT {', '.join(CLICK_COLUMNS)} FROM click_batch",  # noqa: S608 (constants)
     f"INSERT INTO click_rollup ({', '.join(ROLLUP_DIMENSIONS)}, clicks) "  # noqa: S608 (constants)
     "SELECT link_id, date_trunc('hour', clicked_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', "
@@ -283,7 +333,9 @@ POSTGRES_BATCH = [
 
 def _write_postgres(rows: list[tuple]) -> None:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows((*_stored(row)[:6], "t" if row[6] else "f", row[7]) for row in rows)
+    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows(
+        (*_stored(row)[:6], "t" if row[6] else "f", row[7]) for row in rows
+    )
     buffer.seek(0)
     cursor = db.cursor()
     try:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from peewee import OperationalError
 
-from app.models import ApiKey, ClickRollup, DailyVisitor, Link
+from app.models import ApiKey, Click, ClickRollup, DailyVisitor, Link
 from app.services import clicks as clicks_module
 from app.services import links
 from app.services.api_keys import hash_key
@@ -153,6 +153,28 @@ def test_a_failed_flush_does_not_keep_a_salt_that_was_never_committed(settings, 
     assert second.flush() == 1  # commits its own salt for that day
     assert first.flush() == 1
     assert DailyVisitor.select().where(DailyVisitor.link == link.id).count() == 1  # the same visitor
+
+
+def test_a_backslash_n_user_agent_uses_up_max_clicks_like_any_other(client, app):
+    # The reviewer's reproduction: 1 poisoned and 4 normal redirects, then the link is used up.
+    code = client.post("/shorten", json={"url": "https://example.com", "max_clicks": 5}).get_json()[
+        "short_code"
+    ]
+    recorder = app.extensions["clicks"]
+    dropped = recorder.dropped
+    statuses = [
+        client.get(f"/{code}", headers={"User-Agent": agent}).status_code
+        for agent in ["\\N/1.0 CFNetwork/1.0 Darwin/20.0"] + [FIREFOX] * 4
+    ]
+    assert statuses == [302] * 5
+    recorder.flush()  # COPY used to read the browser family "\\N" as NULL: the batch was lost
+    assert recorder.dropped == dropped
+    link = Link.get(Link.code == code)
+    assert (link.click_count, link.human_click_count) == (5, 5)
+    assert [client.get(f"/{code}", headers={"User-Agent": FIREFOX}).status_code for _ in range(5)] == [
+        410
+    ] * 5
+    assert Click.select().where(Click.link == link.id, Click.browser == "\\N").count() == 1
 
 
 def test_an_invalidation_during_a_load_keeps_the_stale_row_out_of_the_cache():

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import psycopg2
+import psycopg2.errors
 import pytest
-from peewee import OperationalError
+from peewee import DataError, IntegrityError, InternalError, OperationalError
 
 from app.db import db, make_database
 from app.errors import LinkGone
@@ -220,22 +223,210 @@ def test_control_characters_from_the_request_never_reach_the_database():
     assert "\x00" not in click.browser + click.os + click.referrer_host
 
 
-def test_a_batch_the_database_refuses_is_dropped_so_later_clicks_still_flow(monkeypatch):
+POISON = "https://poison.example/page"  # the referrer of the click the database refuses in these tests
+
+
+def refuse_poison(monkeypatch, settings, error: Exception, *, after_write=None) -> None:
+    """Make the database refuse (with `error`) any batch holding the click referred by POISON.
+
+    The batch is written first, so the refusal must also undo a half-done transaction.
+    """
+    name = "_write_postgres" if settings.is_postgres else "_write_portable"
+    original = getattr(clicks_module, name)
+
+    def write(rows):
+        original(rows)
+        if any(row[2] == "poison.example" for row in rows):
+            raise error
+        if after_write is not None:
+            after_write(rows)
+
+    monkeypatch.setattr(clicks_module, name, write)
+
+
+def test_a_batch_the_database_refuses_is_dropped_so_later_clicks_still_flow(monkeypatch, settings):
+    # Only the refused click is dropped: the rest of its batch is written, and later clicks flow.
     link = make_link()
     clicks = recorder()
     clicks.record(link.id, user_agent=CHROME)
-
-    def refuses(rows):
-        raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+    clicks.record(link.id, user_agent=CHROME, referrer=POISON)
+    clicks.record(link.id, user_agent=GOOGLEBOT)
 
     with monkeypatch.context() as patch:
-        patch.setattr(clicks_module, "_write_postgres", refuses)
-        patch.setattr(clicks_module, "_write_portable", refuses)
-        assert clicks.flush() == 0
+        refuse_poison(patch, settings, ValueError("A string literal cannot contain NUL (0x00) characters."))
+        assert clicks.flush() == 2
     assert clicks.depth() == 0 and clicks.dropped == 1 and clicks.pending(link.id) == 0
+    assert (stored(link).click_count, stored(link).human_click_count) == (2, 1)
     clicks.record(link.id, user_agent=CHROME)
     assert clicks.flush() == 1
+    assert stored(link).click_count == 3
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        IntegrityError('null value in column "browser" violates not-null constraint'),
+        DataError("value too long for type character varying(64)"),
+        psycopg2.errors.NotNullViolation('null value in column "browser" violates not-null constraint'),
+        psycopg2.errors.ForeignKeyViolation('insert or update on table "click" violates foreign key'),
+        sqlite3.IntegrityError("NOT NULL constraint failed: click.browser"),
+    ],
+    ids=["peewee-integrity", "peewee-data", "pg-not-null", "pg-foreign-key", "sqlite-integrity"],
+)
+def test_a_click_the_database_refuses_is_isolated_and_only_it_is_dropped(monkeypatch, settings, error):
+    first, second = make_link(), make_link()
+    clicks = recorder()
+    for index in range(37):  # two links, bots and humans; the refused click in the middle
+        clicks.record(
+            (first, second)[index % 2].id,
+            user_agent=GOOGLEBOT if index % 5 == 0 else CHROME,
+            referrer=POISON if index == 22 else "https://news.example.com/",
+            client_ip=f"198.51.100.{index}",
+            now=NOON,
+        )
+    with monkeypatch.context() as patch:
+        refuse_poison(patch, settings, error)
+        assert clicks.flush() == 36
+    assert clicks.dropped == 1 and clicks.depth() == 0
+    assert clicks.pending(first.id) == 0 and clicks.pending(second.id) == 0
+    assert (stored(first).click_count, stored(first).human_click_count) == (18, 14)  # 22 was first's
+    assert (stored(second).click_count, stored(second).human_click_count) == (18, 14)
+    for link, total in ((first, 18), (second, 18)):
+        hosts = [click.referrer_host for click in Click.select().where(Click.link == link.id)]
+        assert hosts == ["news.example.com"] * total
+        rollups = ClickRollup.select().where(ClickRollup.link == link.id)
+        assert sum(rollup.clicks for rollup in rollups) == total
+        assert DailyVisitor.select().where(DailyVisitor.link == link.id).count() == total
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InternalError("cannot execute INSERT in a read-only transaction"),
+        psycopg2.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"),
+        OperationalError("server closed the connection unexpectedly"),
+        sqlite3.OperationalError("database is locked"),
+    ],
+    ids=["peewee-internal", "pg-read-only", "peewee-operational", "sqlite-locked"],
+)
+def test_a_failover_or_outage_keeps_the_whole_batch(monkeypatch, settings, error):
+    link = make_link()
+    clicks = recorder()
+    for _ in range(3):
+        clicks.record(link.id, user_agent=CHROME)
+    original = clicks_module._write_postgres if settings.is_postgres else clicks_module._write_portable
+
+    def unavailable(rows):
+        original(rows)  # a write that must roll back
+        raise error
+
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            clicks_module, "_write_postgres" if settings.is_postgres else "_write_portable", unavailable
+        )
+        assert clicks.flush() == 0
+    assert clicks.depth() == 3 and clicks.pending(link.id) == 3 and clicks.dropped == 0
+    assert stored(link).click_count == 0
+    assert clicks.flush() == 3
+    assert stored(link).human_click_count == 3
+
+
+def test_an_outage_while_isolating_a_refused_click_keeps_what_is_not_written(monkeypatch, settings):
+    link = make_link()
+    clicks = recorder()
+    clicks.record(link.id, user_agent=CHROME, referrer="https://a.example/")
+    clicks.record(link.id, user_agent=CHROME, referrer=POISON)
+    clicks.record(link.id, user_agent=CHROME, referrer="https://b.example/")
+    clicks.record(link.id, user_agent=CHROME, referrer="https://c.example/")
+    down = []
+
+    def goes_down_after_the_first_write(rows):
+        down.append(True)
+
+    name = "_write_postgres" if settings.is_postgres else "_write_portable"
+    with monkeypatch.context() as patch:
+        refuse_poison(patch, settings, IntegrityError("refused"), after_write=goes_down_after_the_first_write)
+        original = getattr(clicks_module, name)
+
+        def write(rows):
+            if down:
+                raise OperationalError("server closed the connection unexpectedly")
+            original(rows)
+
+        patch.setattr(clicks_module, name, write)
+        assert clicks.flush() == 1  # [a] written; the database went away before [poison] and [b, c]
+    assert stored(link).human_click_count == 1
+    assert clicks.depth() == 3 and clicks.pending(link.id) == 3 and clicks.dropped == 0
+    with monkeypatch.context() as patch:
+        refuse_poison(patch, settings, IntegrityError("refused"))
+        assert clicks.flush() == 2
+    assert clicks.depth() == 0 and clicks.pending(link.id) == 0 and clicks.dropped == 1
+    hosts = sorted(click.referrer_host for click in Click.select().where(Click.link == link.id))
+    assert hosts == ["a.example", "b.example", "c.example"]
+
+
+def test_a_refused_click_does_not_let_max_clicks_be_exceeded(monkeypatch, settings):
+    link = links.create_link(links.NewLink(url="https://example.com", max_clicks=5), settings)
+    clicks, cache = recorder(), LinkCache(maxsize=0)
+
+    def redirect(referrer=None):
+        return links.resolve_for_redirect(
+            link.code, settings, clicks, cache, visit=links.Visit(CHROME, referrer)
+        )
+
+    redirect(POISON)
+    for _ in range(4):
+        redirect()
+    with pytest.raises(LinkGone):
+        redirect()
+    with monkeypatch.context() as patch:
+        refuse_poison(patch, settings, IntegrityError("refused"))
+        assert clicks.flush() == 4  # the four good clicks are written, the refused one is not a click
+    assert stored(link).human_click_count == 4 and clicks.pending(link.id) == 0 and clicks.dropped == 1
+    redirect()  # the fifth click the link may take (the refused one was never counted)
+    for _ in range(3):
+        with pytest.raises(LinkGone):
+            redirect()
+    assert clicks.flush() == 1
+    assert stored(link).human_click_count == 5
+    with pytest.raises(LinkGone):
+        redirect()
+
+
+NULL_LOOKALIKES = ["\\N", "\\.", "NULL", "", '"', '""', ",", "\\", "a,b\\N"]
+
+
+@pytest.mark.parametrize("value", NULL_LOOKALIKES)
+def test_copy_never_reads_a_text_value_as_null(settings, value):
+    if not settings.is_postgres:
+        pytest.skip("COPY is the PostgreSQL path")
+    link = make_link()
+    clicks_module._write_postgres([(link.id, NOON, value, value, value, value, False, value)])
+    click = Click.get(Click.link == link.id)
+    assert (click.referrer_host, click.browser, click.os, click.device, click.visitor_hash) == (value,) * 5
+    rollup = ClickRollup.get(ClickRollup.link == link.id)
+    assert (rollup.referrer_host, rollup.browser, rollup.os, rollup.device) == (value,) * 4
+    assert DailyVisitor.get(DailyVisitor.link == link.id).visitor_hash == value
     assert stored(link).click_count == 1
+
+
+def test_a_backslash_n_user_agent_and_referrer_host_are_stored_as_text(monkeypatch):
+    # ua-parser copies the browser family from the header: "\N/1.0 ..." gives the family "\N", which
+    # COPY's NULL marker used to turn into NULL (NotNullViolation: the whole batch was lost).
+    poisoned = "\\N/1.0 CFNetwork/1.0 Darwin/20.0"
+    assert classify(poisoned)[0] == "\\N"
+    link = make_link()
+    clicks = recorder()
+    monkeypatch.setattr(  # a real host is lowercased ("\n"); "\N" itself is the value to prove
+        clicks_module, "referrer_host", lambda referrer: "\\N" if referrer else ""
+    )
+    clicks.record(link.id, user_agent=poisoned, referrer="https://x.example/")
+    clicks.record(link.id, user_agent=CHROME)
+    assert clicks.flush() == 2 and clicks.dropped == 0
+    first = Click.select().where(Click.link == link.id).order_by(Click.id).first()
+    assert (first.browser, first.referrer_host) == ("\\N", "\\N")
+    assert ClickRollup.get(ClickRollup.link == link.id, ClickRollup.browser == "\\N").clicks == 1
+    assert (stored(link).click_count, stored(link).human_click_count) == (2, 2)
 
 
 def test_unreachable_database_during_flush_keeps_clicks_until_it_is_back(settings):
