@@ -27,7 +27,18 @@ from app.models import User
 from app.services import api_keys, clicks, imports, links, stats, users
 from app.services.api_keys import Principal
 
-IMPORT_COLUMNS = ("url", "alias", "title", "expires_at", "max_clicks", "redirect_type")
+# What an import reads (an export's created_at and click_count are for people, and ignored).
+IMPORT_COLUMNS = (
+    "url",
+    "alias",
+    "title",
+    "expires_at",
+    "max_clicks",
+    "redirect_type",
+    "owner_id",
+    "state",
+    "is_active",
+)
 # The CLI is trusted like an admin: it sees every link.
 CLI_PRINCIPAL = Principal(user_id=0, role="admin", key_id=0)
 SHOWN_REJECTIONS = 20
@@ -97,7 +108,17 @@ def register(app: Flask) -> None:
 @click.command("import")
 @with_appcontext
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--owner", "owner_id", type=click.IntRange(min=1), help="Id of the user who owns the links.")
+@click.option(
+    "--owner",
+    "owner_id",
+    type=click.IntRange(min=1),
+    help="Id of the user who owns every imported link (whatever owner_id a row names).",
+)
+@click.option(
+    "--keep-owners",
+    is_flag=True,
+    help="Create a row naming an owner_id under that user (rejected when no such user exists).",
+)
 @click.option(
     "--format", "file_format", type=click.Choice(["auto", "csv", "json"]), default="auto", show_default=True
 )
@@ -108,13 +129,22 @@ def register(app: Flask) -> None:
 )
 @click.option("--batch-size", type=click.IntRange(1, 2000), default=imports.BATCH_SIZE, show_default=True)
 def import_links(
-    path: Path, owner_id: int | None, file_format: str, rejects: Path | None, batch_size: int
+    path: Path,
+    owner_id: int | None,
+    keep_owners: bool,
+    file_format: str,
+    rejects: Path | None,
+    batch_size: int,
 ) -> None:
     """Import links from PATH: CSV with a header row, or a JSON array of objects.
 
-    Columns: url (required), alias, title, expires_at, max_clicks, redirect_type. Rows are checked
-    like API requests; bad rows are reported and skipped, rows already imported are left alone.
+    Columns: url (required), alias, title, expires_at, max_clicks, redirect_type, and an export's
+    owner_id, state (or is_active). Rows are checked like API requests; a dead row (state inactive,
+    expired or exhausted, or is_active false) is created deactivated; a row naming an owner needs
+    --keep-owners or --owner. Bad rows are reported and skipped, rows already imported left alone.
     """
+    if owner_id is not None and keep_owners:
+        raise click.UsageError("--owner and --keep-owners exclude each other")
     kind = file_format if file_format != "auto" else ("json" if path.suffix.lower() == ".json" else "csv")
     total, rows = _read_json(path) if kind == "json" else _read_csv(path)
     started = time.perf_counter()
@@ -125,6 +155,7 @@ def import_links(
             current_app.extensions["settings"],
             parse_import_row,
             owner_id=owner_id,
+            keep_owners=keep_owners,
             batch_size=batch_size,
             on_progress=lambda done: progress.advance(task, done),
         )
@@ -169,7 +200,9 @@ def _read_csv(path: Path) -> tuple[int, Iterator[dict[str, Any]]]:
 
     def rows() -> Iterator[dict[str, Any]]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            yield from csv.DictReader(handle, restkey="(extra cells)")
+            for row in csv.DictReader(handle, restkey="(extra cells)"):
+                # Cells an export escaped against spreadsheet formulas ("'=...") read as written.
+                yield {name: imports.from_csv_cell(value) for name, value in row.items()}
 
     return total, rows()
 
@@ -222,13 +255,14 @@ def _reject_row(rejection: imports.Rejection) -> dict[str, Any]:
     return {
         "row": rejection.row,
         "error": rejection.code,
-        "reason": rejection.reason,
+        "reason": imports.csv_cell(rejection.reason),
         **{name: _cell(data.get(name)) for name in IMPORT_COLUMNS},
     }
 
 
 def _cell(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, dict | list) else value
+    """A rejected row's value as a CSV cell (escaped against spreadsheet formulas, like an export)."""
+    return imports.csv_cell(json.dumps(value) if isinstance(value, dict | list) else value)
 
 
 @click.command("export")
@@ -236,7 +270,11 @@ def _cell(value: Any) -> Any:
 @click.option("--format", "file_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-")
 def export_links(file_format: str, output: IO[str]) -> None:
-    """Write every link that is not deleted (oldest first) as CSV or JSON; the file imports back."""
+    """Write every link that is not deleted (oldest first) as CSV or JSON; the file imports back.
+
+    CSV cells that a spreadsheet would run as a formula (starting with = + - @, a tab or CR) are
+    prefixed with a ' (taken off again by import).
+    """
     rows = imports.export_rows()
     count = _write_json(output, rows) if file_format == "json" else _write_csv(output, rows)
     click.echo(f"exported {count} links", err=True)
@@ -247,7 +285,7 @@ def _write_csv(output: IO[str], rows: Iterable[dict[str, Any]]) -> int:
     writer.writeheader()
     count = 0
     for count, row in enumerate(rows, start=1):  # noqa: B007 (the count is the result)
-        writer.writerow(row)
+        writer.writerow({name: imports.csv_cell(value) for name, value in row.items()})
     return count
 
 

