@@ -304,11 +304,10 @@ def _write_json(output: IO[str], rows: Iterable[dict[str, Any]]) -> int:
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
 def link_stats(code: str, days: int) -> None:
     """Show a link's totals and its clicks per day over the last DAYS days (UTC)."""
-    with _as_click_errors():
-        link = links.get_link(code, CLI_PRINCIPAL)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     span = stats.window(today - timedelta(days=days - 1), None, "day")
-    report = stats.link_stats(code, CLI_PRINCIPAL, span)
+    with _as_click_errors():
+        link, report = stats.link_report(code, CLI_PRINCIPAL, span)
     console = Console()
     console.print(f"[bold]{link.code}[/bold] → {link.target_url}  ({links.link_state(link)})")
     console.print(

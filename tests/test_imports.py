@@ -176,8 +176,9 @@ def test_unknown_owner_is_refused_before_anything_is_written(settings):
 def test_targets_on_this_service_are_refused_with_a_base_url(settings):
     from dataclasses import replace
 
-    summary = run_import(replace(settings, base_url="https://sho.rt"), [{"url": "https://sho.rt/abc"}])
-    assert codes_of(summary) == {1: "invalid_url"}
+    rows = [{"url": "https://sho.rt/abc"}, {"url": "http://sho.rt/abc"}, {"url": "https://sho.rt:8443/x"}]
+    summary = run_import(replace(settings, base_url="https://sho.rt"), rows)
+    assert codes_of(summary) == {1: "invalid_url", 2: "invalid_url"}  # either scheme; another port is fine
 
 
 def test_progress_is_reported_per_batch(settings):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from flask import current_app, g, request
 
 from app.config import Settings
 from app.errors import InvalidHost, Unauthorized
 from app.models import ApiKey, Link, User
-from app.services import api_keys
+from app.services import api_keys, urls
 from app.services.api_keys import Principal
 from app.services.clicks import ClickRecorder
 from app.services.link_cache import LinkCache
 from app.services.links import link_state
-from app.services.urls import netloc_key
 
 
 def settings() -> Settings:
@@ -81,14 +79,7 @@ def public_base() -> str:
 
 def own_netlocs() -> frozenset[str]:
     """The host:port pairs this service answers on (configured base URL and the request's host)."""
-    bases = {public_base(), request.host_url} if request.host else {public_base()}
-    keys = set()
-    for base in bases:
-        parts = urlsplit(base)
-        keys.add(netloc_key(parts.hostname or "", parts.port, parts.scheme))
-        if parts.port is None:  # https://sho.rt is also reached as http://sho.rt (and the reverse)
-            keys |= {netloc_key(parts.hostname or "", None, scheme) for scheme in ("http", "https")}
-    return frozenset(keys)
+    return urls.own_netlocs({public_base(), request.host_url} if request.host else {public_base()})
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 from peewee import DataError, IntegrityError
 
@@ -42,7 +41,7 @@ from app.errors import AppError, InvalidInput
 from app.models import Link, User
 from app.services.codes import generate_code
 from app.services.links import NewLink, link_state, new_link_fields, normalize_target
-from app.services.urls import netloc_key
+from app.services.urls import own_netlocs
 
 BATCH_SIZE = 1000
 # Rows checked against the database per lookup, in batches: without an index on the target URL, each
@@ -192,7 +191,8 @@ class _Importer:
         self.owner_id = owner_id
         self.keep_owners = keep_owners
         self.now = now
-        self.own_netlocs = _own_netlocs(settings)
+        # Without a request, only BASE_URL tells this service's address (a link there would loop).
+        self.own_netlocs = own_netlocs([settings.base_url] if settings.base_url else [])
         self.summary = ImportSummary()
         self.aliases: dict[str, str] = {}  # alias → target, from this file
         self.identities: set[_Identity] = set()  # (owner, target, title) of alias-less rows
@@ -355,14 +355,6 @@ class _Progress:
         if self.on_progress is not None and row > self.row:
             self.on_progress(row - self.row)
         self.row = max(self.row, row)
-
-
-def _own_netlocs(settings: Settings) -> frozenset[str]:
-    """This service's public host:port (from BASE_URL): a target there would make a redirect loop."""
-    if not settings.base_url:
-        return frozenset()
-    parts = urlsplit(settings.base_url)
-    return frozenset({netloc_key(parts.hostname or "", parts.port, parts.scheme)})
 
 
 def _existing_codes(codes: list[str]) -> dict[str, tuple[str, bool]]:

@@ -50,7 +50,16 @@ def window(
 
 def link_stats(code: str, principal: Principal | None, span: Window) -> dict:
     """Totals, time series and top dimensions of one link (owned links: owner and admins only)."""
+    return link_report(code, principal, span)[1]
+
+
+def link_report(code: str, principal: Principal | None, span: Window) -> tuple[Link, dict]:
+    """The link the caller may see, and its statistics over `span` (one lookup of the link)."""
     link = get_link(code, principal)
+    return link, _stats_of(link, span)
+
+
+def _stats_of(link: Link, span: Window) -> dict:
     rollups = _rollups(span).where(ClickRollup.link == link.id)
     visitors = _visitors(span).where(DailyVisitor.link == link.id)
     return {

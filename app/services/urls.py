@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterable
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 import idna
@@ -83,6 +84,21 @@ def normalize_url(
     if len(url) > max_length:
         raise InvalidUrl(f"url is {len(url)} characters long once encoded; the maximum is {max_length}")
     return url
+
+
+def own_netlocs(bases: Iterable[str]) -> frozenset[str]:
+    """The `host:port` keys of the addresses this service answers on (`bases`: absolute URLs).
+
+    A base on a default port counts under both schemes: https://sho.rt is also reached as
+    http://sho.rt, and a link there would loop just the same.
+    """
+    keys = set()
+    for base in bases:
+        parts = urlsplit(base)
+        keys.add(netloc_key(parts.hostname or "", parts.port, parts.scheme))
+        if parts.port is None:
+            keys |= {netloc_key(parts.hostname or "", None, scheme) for scheme in ALLOWED_SCHEMES}
+    return frozenset(keys)
 
 
 def netloc_key(host: str, port: int | None, scheme: str) -> str:

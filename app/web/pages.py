@@ -33,8 +33,7 @@ def link_page(code: str) -> Response:
     """A link's details and its clicks per day over the last 30 days (anonymous links only)."""
     # A browser page sends no API key, so it sees what an anonymous caller sees: anonymous links are
     # public, an owned link answers 404 as if it did not exist (as GET /urls/<code> does without a key).
-    link = links.get_link(code, None)
-    report = stats.link_stats(code, None, stats.window(None, None, "day"))
+    link, report = stats.link_report(code, None, stats.window(None, None, "day"))
     return page(
         "link.html",
         link=link,
