@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +191,12 @@ class Service:
             )
         finally:
             connection.close()
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str = "condition") -> float:
+    """Seconds until `check()` is truthy (polled every 10 ms); fails after `timeout`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
+        time.sleep(0.01)
+    return time.monotonic() - started

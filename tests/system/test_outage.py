@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.system.pgcluster import ThrowawayCluster
-from tests.system.service import Service, service_env
+from tests.system.service import Service, service_env, wait_for
 
 pytestmark = pytest.mark.skipif(not ThrowawayCluster.available(), reason="initdb/pg_ctl not installed")
-
-
-@pytest.fixture
-def cluster():
-    pg = ThrowawayCluster()
-    pg.create()
-    pg.start()
-    yield pg
-    pg.destroy()
-
-
-def wait_for(check, timeout: float) -> float:
-    """Seconds until `check()` is true; fails after `timeout`."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, "condition not reached in time"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_outage_gives_fast_503_then_recovers_without_restart_and_loses_nothing(cluster, tmp_path):

@@ -17,7 +17,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -32,6 +31,7 @@ from tests.system.service import (
     service_env,
     socket_inodes,
     tcp_inodes,
+    wait_for,
 )
 
 pytestmark = [
@@ -42,27 +42,9 @@ pytestmark = [
 EXPECTED = {"create": 201, "redirect": 302, "health": 200}
 
 
-@pytest.fixture
-def cluster():
-    pg = ThrowawayCluster()
-    pg.create()
-    pg.start()
-    yield pg
-    pg.destroy()
-
-
 def faults_env(tmp_path, cluster: ThrowawayCluster, **extra: str) -> dict[str, str]:
     # Rate limits off: a steady trickle from one address must never be answered 429.
     return service_env(tmp_path, DATABASE_URL=cluster.url, RATELIMIT_ENABLED="false", **extra)
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> float:
-    """Seconds until `check()` is truthy (polled every 10 ms); fails after `timeout`."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 @dataclass
