@@ -14,6 +14,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api import headers, keys, limits, links, metrics, openapi, ops, qr, redirect, stats, users
     from app.api.fast_redirect import FastRedirect
     from app.services.clicks import ClickRecorder
+    from app.services.health import DatabaseCheck
+    from app.services.known_codes import KnownCodes, RecentCodes
     from app.services.link_cache import LinkCache
     from app.services.link_events import LinkChangeListener, listener_kwargs
     from app.web import pages
@@ -22,12 +24,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["settings"] = settings
+    listening = settings.is_postgres and settings.redirect_cache_notify and settings.redirect_cache_size > 0
     cache = LinkCache(
         settings.redirect_cache_size,
         settings.redirect_cache_ttl,
         notified_ttl=settings.redirect_cache_notified_ttl,
+        # Kept current by the change listener, so only with one (PostgreSQL notifications).
+        known_codes=KnownCodes(recent=RecentCodes()) if listening and settings.known_codes_filter else None,
     )
     app.extensions["link_cache"] = cache
+    app.extensions["database_check"] = DatabaseCheck(settings.health_check_interval)
     app.extensions["clicks"] = ClickRecorder(
         interval=settings.click_flush_interval,
         max_events=settings.click_buffer_size,
@@ -44,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.converters["code"] = redirect.CodeConverter
     database = db.make_database(settings)
     db.init_app(app, database, recycle_after=settings.db_stale_timeout)
-    if settings.is_postgres and settings.redirect_cache_notify and settings.redirect_cache_size > 0:
+    if listening:
         listener = LinkChangeListener(listener_kwargs(database), cache)
         app.extensions["link_events"] = listener
         app.before_request(listener.ensure_started)  # per process: threads do not survive fork

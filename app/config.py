@@ -50,6 +50,7 @@ class Settings:
     db_statement_timeout_ms: int = 5000
     db_stale_timeout: int = 300
     log_level: str = "INFO"
+    log_flush_interval: float = 0.2
     anonymous_shorten: bool = True
     initial_api_key: str | None = field(default=None, repr=False)
     click_flush_interval: float = 1.0
@@ -59,6 +60,8 @@ class Settings:
     redirect_cache_ttl: float = 1.0
     redirect_cache_notified_ttl: float = 300.0
     redirect_cache_notify: bool = True
+    known_codes_filter: bool = True
+    health_check_interval: float = 0.1
     allow_private_targets: bool = False
     blocked_domains: frozenset[str] = frozenset()
     permanent_redirect_max_age: int = 300
@@ -100,6 +103,7 @@ class Settings:
             db_connect_timeout=env.integer("DB_CONNECT_TIMEOUT", 2, low=1, high=60),
             db_statement_timeout_ms=env.integer("DB_STATEMENT_TIMEOUT_MS", 5000, low=100, high=600_000),
             db_stale_timeout=env.integer("DB_STALE_TIMEOUT", 300, low=1, high=86400),
+            log_flush_interval=env.integer("LOG_FLUSH_INTERVAL_MS", 200, low=0, high=10_000) / 1000,
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             anonymous_shorten=env.boolean("ANONYMOUS_SHORTEN", True),
             initial_api_key=env.text("INITIAL_API_KEY"),
@@ -113,6 +117,8 @@ class Settings:
             )
             / 1000,
             redirect_cache_notify=env.boolean("REDIRECT_CACHE_NOTIFY", True),
+            known_codes_filter=env.boolean("KNOWN_CODES_FILTER", True),
+            health_check_interval=env.integer("HEALTH_CHECK_INTERVAL_MS", 100, low=0, high=10_000) / 1000,
             allow_private_targets=env.boolean("ALLOW_PRIVATE_TARGETS", False),
             blocked_domains=_blocked_domains(env),
             permanent_redirect_max_age=env.integer("PERMANENT_REDIRECT_MAX_AGE", 300, low=0, high=31_536_000),

@@ -205,8 +205,8 @@ def init_app(app: Flask, database: Database, *, recycle_after: float) -> None:
     db.initialize(database)
     held = threading.local()
 
-    @app.teardown_request
-    def _recycle_connection(_exc: BaseException | None) -> None:
+    def recycle_connection() -> None:
+        """After a request: close this thread's connection once it is older than `recycle_after`."""
         if db.is_closed() or db.in_transaction():
             return
         connection = db.connection()
@@ -214,3 +214,9 @@ def init_app(app: Flask, database: Database, *, recycle_after: float) -> None:
             held.connection_id, held.opened_at = id(connection), time.monotonic()
         elif time.monotonic() - held.opened_at > recycle_after:
             getattr(db.obj, "manual_close", db.obj.close)()  # pooled: really close, do not re-pool
+
+    @app.teardown_request
+    def _recycle_connection(_exc: BaseException | None) -> None:
+        recycle_connection()
+
+    app.extensions["recycle_connection"] = recycle_connection  # for requests answered before Flask

@@ -7,12 +7,12 @@ from dotenv import load_dotenv
 
 from app import create_app
 from app.config import Settings
-from app.logs import configure_logging
+from app.logs import configure_logging, flush_logs
 from app.services.user_agents import classify
 
 load_dotenv()
 settings = Settings.from_env()
-configure_logging(settings.log_level, settings.log_format)
+configure_logging(settings.log_level, settings.log_format, flush_interval=settings.log_flush_interval)
 app = create_app(settings)
 # Load the User-Agent parser's rules now, in the gunicorn master (preload_app): forked workers share
 # the pages instead of each building its own copy on its first click (~25 MiB each).
@@ -22,3 +22,5 @@ classify("Mozilla/5.0")
 # leave through os._exit, skipping atexit). Closing twice is harmless.
 atexit.register(app.extensions["clicks"].close)
 multiprocessing.util.Finalize(None, app.extensions["clicks"].close, exitpriority=10)
+# Buffered log lines (LOG_FLUSH_INTERVAL_MS), after the click flush's own messages.
+multiprocessing.util.Finalize(None, flush_logs, exitpriority=5)

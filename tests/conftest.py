@@ -8,6 +8,7 @@ never read, so the suite cannot touch a developer's data.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
@@ -112,6 +113,35 @@ def make_client(app: Flask, settings: Settings) -> Iterator:
 
     yield build
     db.initialize(original)
+
+
+@pytest.fixture
+def listening_client(make_client, settings: Settings) -> Iterator:
+    """Build a client of an app whose change listener runs, its known-codes filter loaded (PostgreSQL).
+
+    The listener reads committed rows only: links a test makes in its rolled-back transaction are
+    unknown to the filter (the fast path answers 404 for them) unless this process created them.
+    """
+    if not settings.is_postgres:
+        pytest.skip("the known-codes filter is kept by the PostgreSQL change listener")
+    listeners = []
+
+    def build(**changes) -> FlaskClient:
+        client = make_client(redirect_cache_notify=True, **changes)
+        listener = client.application.extensions["link_events"]
+        listeners.append(listener)
+        listener.ensure_started()
+        deadline = time.monotonic() + 5
+        filtering = listener.cache.known_codes is not None  # KNOWN_CODES_FILTER
+        # "~" is in no code: knowing it absent means loaded and listening.
+        while not (listener.knows_absent("~never~") if filtering else listener.cache.notified):
+            assert time.monotonic() < deadline, "the listener did not start in time"
+            time.sleep(0.005)
+        return client
+
+    yield build
+    for listener in listeners:
+        listener.stop()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import PooledPostgres, UTCDateTimeField, make_database
 from app.logs import configure_logging
 from app.models import Link
+from app.services.health import DatabaseCheck
 from tests.factories import make_link
 
 FIELD = UTCDateTimeField()
@@ -73,13 +74,22 @@ def test_make_database_creates_the_sqlite_directory(tmp_path):
 
 @pytest.fixture
 def own_connection(app, settings):
-    """The app on a database of its own, outside the test transaction (as in production)."""
+    """The app on a database of its own, outside the test transaction (as in production).
+
+    The tests use GET /health as a Flask request that queries the database: every one checks
+    (HEALTH_CHECK_INTERVAL_MS=0), and none is answered by the fast path (app/api/fast_redirect.py),
+    which skips Flask's per-request connection handling under test here.
+    """
     from app.db import db
 
-    original = db.obj
+    original, shared_check, fast_path = db.obj, app.extensions["database_check"], app.wsgi_app
     fresh = make_database(settings)
     db.initialize(fresh)
+    app.extensions["database_check"] = DatabaseCheck(0)
+    app.wsgi_app = fast_path.wsgi_app
     yield fresh
+    app.wsgi_app = fast_path
+    app.extensions["database_check"] = shared_check
     fresh.close()
     db.initialize(original)
 

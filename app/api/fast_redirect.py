@@ -1,16 +1,27 @@
-"""The redirect hot path: GET/HEAD /<code> for a cached live link, answered before Flask.
+"""The hot paths, answered before Flask: cached redirects, unknown codes and readiness probes.
 
 A cached redirect through Flask spends most of its time in Flask itself (request context, URL
 routing, hooks, response object); the rules take a few microseconds. This WSGI middleware answers
-exactly the requests whose outcome the cache already knows: a live link, a client not blocked for
-guessing codes. It calls the same service function (`services.links.resolve_cached`: expiry,
-activity, click recording) and sends the same headers as the Flask route. Everything else (unknown
-or uncached codes, gone links, every other path and method) goes to Flask unchanged. Its answers
-carry an X-Request-ID, are counted in the metrics and logged like Flask's (app/api/metrics.py).
+the requests whose outcome is known without Flask, with the same service functions and the same
+headers as the Flask routes:
+
+- GET/HEAD /<code> for a live link the redirect cache holds (`services.links.resolve_cached`:
+  expiry, activity, click recording);
+- GET /<code> for a code no link has, as the known-codes filter proves it
+  (`services.links.is_unknown_code`), from a client that does not ask for HTML (browsers get
+  the HTML 404 page from Flask); the miss still counts against the code-guessing limit;
+- GET /health while the shared database check says the database answers
+  (`services.health.health_report`).
+
+Everything else (uncached codes, gone links, blocked clients, a failing database, every other path
+and method) goes to Flask unchanged. Its answers carry an X-Request-ID, are counted in the metrics
+and logged like Flask's (app/api/metrics.py).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterable
 from time import perf_counter
 
@@ -19,13 +30,20 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from app.api.headers import DEFAULT_HEADERS, security_headers
 from app.api.limits import client_of
-from app.api.metrics import STARTED
+from app.api.metrics import FAST_ROUTE, STARTED
 from app.api.redirect import cache_control_of, visit_of
+from app.errors import LinkNotFound, render
 from app.logs import request_id_from
-from app.services.links import resolve_cached
+from app.services.health import health_report
+from app.services.links import is_unknown_code, resolve_cached
 
-STATUS_LINES = {status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (301, 302, 307, 308)}
+STATUS_LINES = {
+    status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (200, 301, 302, 307, 308, 404)
+}
 EMPTY = (b"",)
+HEALTH_PATH = "/health"
+HEALTH_REPORT = "shortener.health_report"  # environ key: the report the fast path already made
+JSON_HEADERS = [("Content-Type", "application/json")]
 
 
 class FastRedirect:
@@ -33,24 +51,28 @@ class FastRedirect:
 
     def __init__(self, wsgi_app: Callable, app: Flask) -> None:
         self.wsgi_app = wsgi_app
+        self.app = app
         self.extensions = app.extensions
         self.settings = app.extensions["settings"]
         fixed = {**security_headers(self.settings), **DEFAULT_HEADERS}
-        fixed.pop("Cache-Control")  # per redirect, below
-        self.fixed_headers = [*fixed.items(), ("Content-Length", "0")]
+        self.no_store = fixed.pop("Cache-Control")  # set per answer, below
+        self.fixed_headers = list(fixed.items())
         self.observer = app.extensions["request_observer"]  # metrics and access log (app/api/metrics.py)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = perf_counter()
         method = environ["REQUEST_METHOD"]
         if method == "GET" or method == "HEAD":
-            answered = self._answer(environ, start_response, method, started)
+            if environ["PATH_INFO"] == HEALTH_PATH:
+                answered = self._health(environ, start_response, method, started)
+            else:
+                answered = self._redirect(environ, start_response, method, started)
             if answered is not None:
                 return answered
         environ[STARTED] = started  # Flask's request hooks time the request from here
         return self.wsgi_app(environ, start_response)
 
-    def _answer(
+    def _redirect(
         self, environ: dict, start_response: Callable, method: str, started: float
     ) -> Iterable[bytes] | None:
         extensions = self.extensions  # read per request: tests swap the cache and click buffer
@@ -61,24 +83,98 @@ class FastRedirect:
         listener = extensions.get("link_events")
         if listener is not None:
             listener.ensure_started()
+        code = environ["PATH_INFO"][1:]
         target = resolve_cached(
-            environ["PATH_INFO"][1:],
-            self.settings,
-            extensions["clicks"],
-            extensions["link_cache"],
-            visit=visit_of(environ),
+            code, self.settings, extensions["clicks"], extensions["link_cache"], visit=visit_of(environ)
         )
-        if target is None:
+        if target is not None:
+            return self._send(
+                environ,
+                start_response,
+                method,
+                started,
+                client,
+                target.status,
+                [
+                    ("Location", target.url),
+                    ("Cache-Control", cache_control_of(target)),
+                    ("Content-Length", "0"),
+                ],
+                EMPTY,
+            )
+        if (
+            method == "GET"
+            and listener is not None
+            and not may_prefer_html(environ.get("HTTP_ACCEPT", ""))
+            and is_unknown_code(code, listener)
+        ):
+            if guard is not None:
+                guard.record_miss(client)
+            body, headers = self.not_found
+            return self._send(environ, start_response, method, started, client, 404, headers, body)
+        return None
+
+    def _health(
+        self, environ: dict, start_response: Callable, method: str, started: float
+    ) -> Iterable[bytes] | None:
+        if method != "GET" or (self.settings.cors_origins and "HTTP_ORIGIN" in environ):
+            return None  # HEAD, and CORS requests (flask-cors adds their headers), go to Flask
+        extensions = self.extensions
+        report = health_report(
+            extensions["database_check"], extensions["link_cache"], "link_events" in extensions
+        )
+        extensions["recycle_connection"]()  # what Flask's teardown does after a request
+        ok, fields = report
+        if not ok:
+            environ[HEALTH_REPORT] = report  # Flask renders the 503 from it, without checking again
             return None
-        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-        start_response(
-            STATUS_LINES[target.status],
-            [
-                ("Location", target.url),
-                ("Cache-Control", cache_control_of(target)),
-                ("X-Request-ID", request_id),
-                *self.fixed_headers,
-            ],
+        body = (json.dumps(fields, separators=(",", ":")) + "\n").encode()
+        headers = [*JSON_HEADERS, ("Content-Length", str(len(body))), ("Cache-Control", self.no_store)]
+        return self._send(
+            environ, start_response, method, started, client_of(environ), 200, headers, (body,), HEALTH_PATH
         )
-        self.observer.fast_redirect(method, target.status, environ["PATH_INFO"], client, request_id, started)
-        return EMPTY
+
+    def _send(
+        self,
+        environ: dict,
+        start_response: Callable,
+        method: str,
+        started: float,
+        client: str,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: Iterable[bytes],
+        route: str = FAST_ROUTE,
+    ) -> Iterable[bytes]:
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        start_response(STATUS_LINES[status], [*headers, ("X-Request-ID", request_id), *self.fixed_headers])
+        self.observer.fast_answer(method, status, route, environ["PATH_INFO"], client, request_id, started)
+        return body
+
+    @functools.cached_property
+    def not_found(self) -> tuple[tuple[bytes], list[tuple[str, str]]]:
+        """The body and headers of the redirect route's 404, rendered once by the error handler."""
+        with self.app.app_context():
+            response = render(LinkNotFound())
+        body = response.get_data()
+        headers = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name not in ("Content-Length", "Cache-Control")
+        ]
+        # Vary: Accept, as on Flask's answer: a browser asking for HTML gets the HTML page (app/web).
+        vary = [("Vary", "Accept")]
+        return (body,), [
+            *headers,
+            *vary,
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", self.no_store),
+        ]
+
+
+def may_prefer_html(accept: str) -> bool:
+    """True unless `accept` certainly ranks application/json at least as high as text/html, as
+    Flask decides (app/web/error_pages.py): no text/ or html type in it at all. Anything else,
+    even `text/*;q=0.1`, is left to Flask's full negotiation."""
+    lowered = accept.lower()
+    return "text/" in lowered or "html" in lowered

@@ -179,17 +179,20 @@ class CodeGuessingGuard:
     def count_miss(self, response: Response) -> Response:
         """Count a 404 from the redirect route (or an unroutable path) against the client."""
         if response.status_code == 404 and self._is_lookup():
-            ip = client_ip()
-            strategy = self.limiter.limiter
-            try:
-                strategy.hit(self.item, "code-guessing", ip)
-                exhausted = not strategy.test(self.item, "code-guessing", ip)
-            except (RedisError, OSError):
-                log.warning("rate limit storage unreachable; unknown code not counted", exc_info=True)
-                exhausted = False
-            if exhausted:
-                self._block(ip)
+            self.record_miss(client_ip())
         return response
+
+    def record_miss(self, ip: str) -> None:
+        """Count one unknown code looked up by `ip`; block it once its allowance is used up."""
+        strategy = self.limiter.limiter
+        try:
+            strategy.hit(self.item, "code-guessing", ip)
+            exhausted = not strategy.test(self.item, "code-guessing", ip)
+        except (RedisError, OSError):
+            log.warning("rate limit storage unreachable; unknown code not counted", exc_info=True)
+            exhausted = False
+        if exhausted:
+            self._block(ip)
 
     def _is_lookup(self) -> bool:
         """A GET or HEAD on a route that answers 404 for unknown codes (creates are never refused here)."""

@@ -36,6 +36,7 @@ from app.config import Settings
 from app.db import db
 from app.errors import Forbidden
 from app.logs import log_access, request_id_from
+from app.processes import current_pid
 
 log = logging.getLogger(__name__)
 
@@ -123,31 +124,33 @@ class RequestObserver:
         self.metrics = settings.metrics_enabled
         self.access_log = settings.access_log
         self.multiproc_dir = settings.metrics_multiproc_dir
-        self._fast: dict[tuple[str, int], tuple] = {}  # (method, status) → pre-bound children
-        self._duration_fast = DURATION.labels(FAST_ROUTE)
+        self._fast: dict[tuple[str, str, int], tuple] = {}  # (route, method, status) → bound children
         self._hits = _Synced(REDIRECT_CACHE.labels("hit"))
         self._misses = _Synced(REDIRECT_CACHE.labels("miss"))
         self._dropped = _Synced(CLICKS_DROPPED)
         self._lock = threading.Lock()
         self._sampler_pid = 0
 
-    def fast_redirect(
-        self, method: str, status: int, path: str, client: str, request_id: str, started: float
+    def fast_answer(
+        self, method: str, status: int, route: str, path: str, client: str, request_id: str, started: float
     ) -> None:
-        """Record a redirect answered by the fast path (app/api/fast_redirect.py)."""
+        """Record a request answered by the fast path (app/api/fast_redirect.py) under `route`."""
         duration = perf_counter() - started
         if self.metrics:
-            children = self._fast.get((method, status)) or self._bind_fast(method, status)
-            children[0].inc()
-            children[1].inc()
-            self._duration_fast.observe(duration)
+            bound = self._fast.get((route, method, status)) or self._bind_fast(route, method, status)
+            for counter in bound[0]:
+                counter.inc()
+            bound[1].observe(duration)
         if self.access_log:
-            log_access(request_id, method, FAST_ROUTE, path, status, duration, client)
+            log_access(request_id, method, route, path, status, duration, client)
 
-    def _bind_fast(self, method: str, status: int) -> tuple:
-        children = (REQUESTS.labels(FAST_ROUTE, method, str(status)), REDIRECTS.labels(str(status)))
-        self._fast[(method, status)] = children
-        return children
+    def _bind_fast(self, route: str, method: str, status: int) -> tuple:
+        counters = [REQUESTS.labels(route, method, str(status))]
+        if route == FAST_ROUTE:
+            counters.append(REDIRECTS.labels(str(status)))
+        bound = (tuple(counters), DURATION.labels(route))
+        self._fast[(route, method, status)] = bound
+        return bound
 
     def request_done(
         self, route: str, method: str, status: int, duration: float, endpoint: str | None
@@ -176,16 +179,16 @@ class RequestObserver:
 
     def ensure_sampling(self) -> None:
         """With several processes: start this process's sampling thread (threads do not survive fork)."""
-        if not (self.metrics and WRITES_FILES) or self._sampler_pid == os.getpid():
+        if not (self.metrics and WRITES_FILES) or self._sampler_pid == current_pid():
             return
         with self._lock:
-            if self._sampler_pid == os.getpid():
+            if self._sampler_pid == current_pid():
                 return
-            self._sampler_pid = os.getpid()
+            self._sampler_pid = current_pid()
         threading.Thread(target=self._sample_forever, name="metrics-sampler", daemon=True).start()
 
     def _sample_forever(self) -> None:
-        me = os.getpid()
+        me = current_pid()
         while self._sampler_pid == me:  # a reset `_sampler_pid` stops the thread
             time.sleep(SAMPLE_INTERVAL)
             try:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from app.api.fast_redirect import HEALTH_REPORT
 from app.api.http import link_cache
 from app.api.openapi import documented
 from app.api.responses import HealthOut, LivezOut
 from app.errors import DatabaseUnavailable, error_response
-from app.services.health import cache_notifications, database_status
+from app.services.health import health_report
 
 bp = Blueprint("ops", __name__)
 
@@ -18,29 +19,18 @@ NO_STORE = {"Cache-Control": "no-store"}
 @bp.get("/health")
 @documented({200: HealthOut}, auth="none", tags=("operations",))
 def health() -> Response:
-    """Readiness: 200 when the database answers SELECT 1, else 503."""
-    ok, latency_ms = database_status()
-    notifications = cache_notifications(link_cache(), "link_events" in current_app.extensions)
+    """Readiness: 200 when the database answers SELECT 1, else 503.
+
+    The check is shared by concurrent probes of a process; a success is reused for
+    HEALTH_CHECK_INTERVAL_MS. Usually answered by the fast path (app/api/fast_redirect.py).
+    """
+    ok, fields = request.environ.get(HEALTH_REPORT) or health_report(
+        current_app.extensions["database_check"], link_cache(), "link_events" in current_app.extensions
+    )
     if not ok:
         down = DatabaseUnavailable()
-        return error_response(
-            down.status,
-            down.code,
-            down.message,
-            {**NO_STORE, **down.headers()},
-            status="unavailable",
-            database="unavailable",
-            database_latency_ms=latency_ms,
-            cache_notifications=notifications,
-        )
-    response = jsonify(
-        {
-            "status": "ok",
-            "database": "ok",
-            "database_latency_ms": latency_ms,
-            "cache_notifications": notifications,
-        }
-    )
+        return error_response(down.status, down.code, down.message, {**NO_STORE, **down.headers()}, **fields)
+    response = jsonify(fields)
     response.headers.update(NO_STORE)
     return response
 

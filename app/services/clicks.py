@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import io
 import logging
-import os
 import secrets
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ from peewee import InternalError
 
 from app.db import UNAVAILABLE_ERRORS, connected, db, execute_many, insert_rows, is_postgres, utcnow
 from app.models import Click, VisitorSalt
+from app.processes import current_pid
 from app.services.user_agents import MAX_USER_AGENT, classify, is_bot, referrer_host
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class ClickRecorder:
         """Stop the background thread and write what is buffered (graceful shutdown)."""
         self._wake.set()
         thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+        if thread is not None and thread.is_alive() and self._pid == current_pid():
             thread.join(timeout=self.interval + 5)
         self.flush()
         left = self.depth()
@@ -264,12 +264,12 @@ class ClickRecorder:
     def _ensure_thread(self) -> None:
         # Started lazily in the process that records: a thread started before a fork does not exist
         # in the forked worker.
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._pid == current_pid():
             return
         with self._lock:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None and self._pid == current_pid():
                 return
-            self._pid = os.getpid()
+            self._pid = current_pid()
             self._thread = threading.Thread(target=self._run, name="click-flush", daemon=True)
             self._thread.start()
 

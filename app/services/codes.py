@@ -9,6 +9,7 @@ import string
 from app.models.link import MAX_CODE_LENGTH
 
 ALPHABET = string.ascii_letters + string.digits  # generated codes: base62
+_BASE = len(ALPHABET)
 CODE_CHARS = ALPHABET + "_-"  # custom aliases may also use '_' and '-'
 
 # Paths the service routes itself; a code must never shadow one of them.
@@ -27,7 +28,14 @@ _CODE_SHAPE = re.compile(CODE_PATTERN)
 def generate_code(length: int) -> str:
     """A random code of `length` characters from ALPHABET that is not a reserved word."""
     while True:
-        code = "".join(secrets.choice(ALPHABET) for _ in range(length))
+        # One uniform draw below 62**length, written in base 62: one system call per code, where
+        # a secrets.choice per character made one each (a tenth of a create's time).
+        number = secrets.randbelow(_BASE**length)
+        digits = []
+        for _ in range(length):
+            number, digit = divmod(number, _BASE)
+            digits.append(ALPHABET[digit])
+        code = "".join(digits)
         if code.lower() not in RESERVED_CODES:
             return code
 

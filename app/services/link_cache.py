@@ -9,6 +9,8 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from app.services.known_codes import KnownCodes
+
 # What `get` returns for a code it holds nothing about (None is a cached "no such code").
 UNCACHED: Any = object()
 
@@ -36,12 +38,16 @@ class LinkCache:
         timer: Callable[[], float] = time.monotonic,
         *,
         notified_ttl: float | None = None,
+        known_codes: KnownCodes | None = None,
     ) -> None:
         self._entries: LRUCache | None = LRUCache(maxsize) if maxsize > 0 and ttl > 0 else None
         self._timer = timer
         self.ttl = ttl
         self.notified_ttl = max(ttl, notified_ttl or ttl)
         self.notified = False  # set by the change listener while it is connected
+        # Codes with a row, for answering unknown codes without the database (services.known_codes):
+        # every code this cache hears about (created, renamed, edited) is added to it.
+        self.known_codes = known_codes
         self._lock = threading.Lock()
         self._generation = 0
         self.hits = 0
@@ -97,10 +103,19 @@ class LinkCache:
 
     def invalidate(self, code: str) -> None:
         """Forget `code` (it was created, edited or deleted, here or in another process)."""
+        if self.known_codes is not None:
+            self.known_codes.add(code)
         if self._entries is not None:
             with self._lock:
                 self._generation += 1
                 self._entries.pop(code, None)
+
+    def created(self, code: str) -> None:
+        """`code` was just created through this process: forget any cached miss, and make it known
+        to the known-codes filter of every process of this server at once."""
+        if self.known_codes is not None:
+            self.known_codes.created(code)
+        self.invalidate(code)
 
     def clear(self) -> None:
         """Forget everything (change notifications may have been missed)."""

@@ -6,12 +6,16 @@ drops it from its redirect cache within milliseconds of the commit. While the li
 connected, the cache trusts its entries for `notified_ttl`; when the connection fails, the cache
 falls back to its short `ttl` at once, and after reconnecting it is cleared (notifications sent
 meanwhile were missed).
+
+The listener also keeps the cache's known-codes filter (services.known_codes) current: it loads it
+from the table once LISTEN took effect, every notification adds its code, and it is dropped when
+the connection fails. `knows_absent` is what the redirect fast path asks before answering 404
+without the database.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import select
 import threading
 import time
@@ -19,12 +23,18 @@ import time
 import psycopg2
 import psycopg2.extensions
 
+from app.processes import current_pid
 from app.services.link_cache import LinkCache
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "shortener_link_changed"
 PROBE_PREFIX = "~probe~"  # "~" never appears in a code
+# One chunk of the known-codes load (codes never contain a newline).
+KNOWN_CODES_CHUNK = (
+    "SELECT count(*), max(id), string_agg(code, E'\\n') "
+    "FROM (SELECT id, code FROM link WHERE id > %s ORDER BY id LIMIT %s) AS chunk"
+)
 
 
 class LinkChangeListener:
@@ -37,6 +47,7 @@ class LinkChangeListener:
         *,
         heartbeat: float = 5.0,
         retry_delays: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0),
+        load_chunk: int = 100_000,
     ) -> None:
         self._connect_kwargs = connect_kwargs
         self.cache = cache
@@ -47,15 +58,19 @@ class LinkChangeListener:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.connections = 0  # successful LISTENs, for tests and logs
+        self.load_chunk = load_chunk
+        self._probe: str | None = None
+        self._fileno: int | None = None  # the LISTEN connection's socket while connected
+        self._busy = False  # the listener is using its connection: notifications may be unapplied
 
     def ensure_started(self) -> None:
         """Start the thread in this process if it is not running (a thread does not survive fork)."""
-        if self._pid == os.getpid():
+        if self._pid == current_pid():
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == current_pid():
                 return
-            self._pid = os.getpid()
+            self._pid = current_pid()
             self.cache.notified = False
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="link-events", daemon=True)
@@ -65,7 +80,7 @@ class LinkChangeListener:
         """Stop listening (the cache falls back to its short TTL)."""
         self._stop.set()
         thread = self._thread
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+        if thread is not None and thread.is_alive() and self._pid == current_pid():
             thread.join(timeout=self.heartbeat + 2)
         self.cache.notified = False
         self._pid = None
@@ -99,9 +114,16 @@ class LinkChangeListener:
             self.cache.clear()
             self.cache.notified = True
             self.connections += 1
+            self._probe = None
+            self._fileno = connection.fileno()
+            if self.cache.known_codes is not None:
+                self._load_known_codes(connection)
             self._pump(connection)
         finally:
             self.cache.notified = False
+            self._fileno = None
+            if self.cache.known_codes is not None:
+                self.cache.known_codes.reset()  # notifications may be missed from now on
             connection.close()
 
     def _pump(self, connection: psycopg2.extensions.connection) -> None:
@@ -112,31 +134,101 @@ class LinkChangeListener:
         heartbeat, else it reconnects, and the cache falls back to its short TTL meanwhile.
         """
         quiet_since = time.monotonic()
-        probe: str | None = None
         sequence = 0
+        known = self.cache.known_codes
         while not self._stop.is_set():
             readable, _, _ = select.select([connection], [], [], min(1.0, self.heartbeat))
-            if readable:
-                connection.poll()
-            if connection.notifies:  # also those psycopg2 collected while running the probe query
-                while connection.notifies:
-                    payload = connection.notifies.pop(0).payload
-                    if payload == probe:
-                        probe = None
-                    elif not payload.startswith(PROBE_PREFIX):  # other processes' probes are no codes
-                        self.cache.invalidate(payload)
-                quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since > self.heartbeat:
-                if probe is not None:
-                    raise NotificationsLost(f"the probe notification {probe} did not come back")
-                sequence += 1
-                probe = f"{PROBE_PREFIX}{os.getpid()}-{sequence}"
-                self._send_probe(connection, probe)
-                quiet_since = time.monotonic()
+            self._busy = True  # from here until the loop waits again, notifications may be unapplied
+            try:
+                if readable:
+                    connection.poll()
+                if self._apply(connection):  # also those psycopg2 collected while running a query
+                    quiet_since = time.monotonic()
+                if time.monotonic() - quiet_since > self.heartbeat:
+                    if self._probe is not None:
+                        raise NotificationsLost(f"the probe notification {self._probe} did not come back")
+                    sequence += 1
+                    self._probe = f"{PROBE_PREFIX}{current_pid()}-{sequence}"
+                    self._send_probe(connection, self._probe)
+                    quiet_since = time.monotonic()
+                if known is not None and known.needs_reload:
+                    self._load_known_codes(connection)
+            finally:
+                self._busy = False
+
+    def _apply(self, connection: psycopg2.extensions.connection) -> bool:
+        """Apply the notifications psycopg2 has collected; True when there were any."""
+        if not connection.notifies:
+            return False
+        while connection.notifies:
+            payload = connection.notifies.pop(0).payload
+            if payload == self._probe:
+                self._probe = None
+            elif not payload.startswith(PROBE_PREFIX):  # other processes' probes are no codes
+                self.cache.invalidate(payload)  # also adds the code to the known codes
+        return True
+
+    def _load_known_codes(self, connection: psycopg2.extensions.connection) -> None:
+        """(Re)build the known-codes filter from the table, in id order, a chunk per query.
+
+        Notifications collected meanwhile are applied between chunks (invalidation stays prompt) and
+        go into the filter being built, so a code created during the load is in it either way.
+        Until the load completes, `knows_absent` says False: every miss asks the database.
+        """
+        known = self.cache.known_codes
+        assert known is not None
+        started = time.monotonic()
+        self._busy = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT coalesce(max(id), 0) FROM link")
+                known.begin_load(cursor.fetchone()[0])
+                after = 0
+                while True:
+                    if self._stop.is_set():
+                        return  # not finished: the filter built so far would miss codes
+                    cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
+                    count, last_id, codes = cursor.fetchone()
+                    self._apply(connection)
+                    if not count:
+                        break
+                    known.load(codes.split("\n"))
+                    after = last_id
+            known.finish_load()
+        finally:
+            self._busy = False
+        log.info(
+            "known codes loaded: %d codes, %.1f MiB, %.2f s",
+            known.count,
+            known.size_bytes / 2**20,
+            time.monotonic() - started,
+        )
 
     def _send_probe(self, connection: psycopg2.extensions.connection, probe: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, probe))
+
+    def knows_absent(self, code: str) -> bool:
+        """True when no link has `code`, without asking the database.
+
+        Needs the known-codes filter loaded (and so the listener connected) and holding neither
+        `code` nor a recent creation of it by a process of this server, and no notification that
+        could name it on its way in: the listener is not applying any and its socket holds no
+        unread data. The filter is asked again after the socket: a notification applied in between
+        is seen. A link created on another replica is known here once its notification arrives
+        (usually within microseconds of the commit, at times ~100 ms under load).
+        """
+        known = self.cache.known_codes
+        if known is None or self._busy or known.may_exist(code):
+            return False
+        fileno = self._fileno
+        if fileno is None:
+            return False
+        try:
+            readable, _, _ = select.select([fileno], [], [], 0)
+        except (OSError, ValueError):  # closed under us: the listener is reconnecting
+            return False
+        return not readable and not self._busy and not known.may_exist(code)
 
 
 class NotificationsLost(Exception):

@@ -159,6 +159,36 @@ def test_fast_path_redirects_are_counted_logged_and_carry_a_request_id(make_clie
     assert lines[0].fields.client == "127.0.0.1" and lines[0].fields.duration_ms >= 0
 
 
+def test_fast_path_404s_and_health_probes_are_counted_and_logged_under_their_routes(listening_client, caplog):
+    client = listening_client()
+    admin = admin_headers()
+    without_flask_route(client)
+
+    def no_flask_health():
+        raise AssertionError("/health reached the Flask route")
+
+    client.application.view_functions["ops.health"] = no_flask_health
+    before = scrape(client, admin)
+    caplog.set_level(logging.INFO)
+    assert client.get("/kc-nosuch", headers={"X-Request-ID": "miss-1"}).status_code == 404
+    assert client.get("/health", headers={"X-Request-ID": "probe-1"}).status_code == 200
+    after = scrape(client, admin)
+    requests = "shortener_http_requests_total"
+    assert moved(before, after, requests, route="/<code>", method="GET", status="404") == 1
+    assert moved(before, after, "shortener_redirects_total", status="404") == 1
+    assert moved(before, after, requests, route="/health", method="GET", status="200") == 1
+    assert moved(before, after, "shortener_redirects_total", status="200") == 0  # no redirect
+    duration = "shortener_http_request_duration_seconds_count"
+    assert moved(before, after, duration, route="/health") == 1
+    assert moved(before, after, duration, route="/<code>") == 1
+    lines = [
+        (record.request_id, record.fields.route, record.fields.path, record.fields.status)
+        for record in caplog.records
+        if record.name == "app.access" and record.fields.path != "/metrics"
+    ]
+    assert lines == [("miss-1", "/<code>", "/kc-nosuch", 404), ("probe-1", "/health", "/health", 200)]
+
+
 def test_rate_limited_requests_are_counted_by_limit(make_client):
     client = make_client(ratelimit_enabled=True, ratelimit_misses="2/minute", ratelimit_create="1/minute")
     admin = admin_headers()

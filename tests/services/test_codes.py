@@ -17,10 +17,33 @@ def test_generate_code_is_not_predictable():
     assert len({codes.generate_code(7) for _ in range(1000)}) == 1000
 
 
+def as_number(code: str) -> int:
+    """The draw generate_code writes as `code` (its first character is the lowest base-62 digit)."""
+    return sum(codes.ALPHABET.index(char) * len(codes.ALPHABET) ** place for place, char in enumerate(code))
+
+
 def test_generate_code_never_returns_a_reserved_word(monkeypatch):
-    draws = iter("shorten" + "abcdefg")
-    monkeypatch.setattr(codes.secrets, "choice", lambda alphabet: next(draws))
+    draws = iter([as_number("shorten"), as_number("abcdefg")])
+    monkeypatch.setattr(codes.secrets, "randbelow", lambda limit: next(draws))
     assert codes.generate_code(7) == "abcdefg"
+
+
+def test_generated_codes_use_every_character_of_the_alphabet_in_every_position():
+    drawn = [codes.generate_code(3) for _ in range(20_000)]
+    for position in range(3):
+        assert {code[position] for code in drawn} == set(codes.ALPHABET)
+
+
+def test_generate_code_draws_below_the_number_of_codes_of_that_length(monkeypatch):
+    limits = []
+
+    def draw(limit):
+        limits.append(limit)
+        return limit - 1  # the largest draw: every digit is the last character
+
+    monkeypatch.setattr(codes.secrets, "randbelow", draw)
+    assert codes.generate_code(4) == codes.ALPHABET[-1] * 4
+    assert limits == [len(codes.ALPHABET) ** 4]
 
 
 @pytest.mark.parametrize("code", ["a", "Abc1234", "Z" * 64, "my-alias_2", "Health"])

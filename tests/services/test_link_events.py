@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -10,10 +12,13 @@ import pytest
 
 from app.db import db
 from app.models import Link
+from app.services.known_codes import KnownCodes
 from app.services.link_cache import UNCACHED, LinkCache
 from app.services.link_events import LinkChangeListener, listener_kwargs
 from tests.api.test_concurrency import in_own_thread
 from tests.factories import make_link
+
+TEST_LISTENER = "shortener-test-listener"
 
 
 @pytest.fixture
@@ -55,6 +60,21 @@ def wait_until(condition, timeout: float = 2.0) -> float:
 
 def commit(query) -> None:
     in_own_thread(query.execute)
+
+
+def terminate_listener_backend() -> None:
+    """Kill the test database's listener backends, as a server restart would (a listener whose last
+    query was no longer LISTEN is known by its application_name)."""
+    admin = psycopg2.connect(**listener_kwargs(db.obj))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (query LIKE 'LISTEN shortener_link_changed%%' OR application_name = %s)",
+            (TEST_LISTENER,),
+        )
+    admin.close()
 
 
 def test_an_edit_committed_anywhere_drops_the_code_within_milliseconds(listener, committed):
@@ -103,14 +123,7 @@ def test_without_a_listener_connection_entries_fall_back_to_the_short_ttl(listen
     listener.cache.put(link.code, ("cached row",))
     assert listener.cache.get(link.code) == ("cached row",)
     connections = listener.connections
-    admin = psycopg2.connect(**listener_kwargs(db.obj))
-    admin.autocommit = True
-    with admin.cursor() as cursor:  # kill the listener's backend, as a server restart would
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN shortener_link_changed%' AND pid <> pg_backend_pid()"
-        )
-    admin.close()
+    terminate_listener_backend()
     wait_until(lambda: listener.connections > connections)  # reconnected by itself
     assert listener.cache.get(link.code) is UNCACHED  # cleared: notifications may have been missed
     assert listener.cache.notified
@@ -154,3 +167,196 @@ def test_quiet_but_healthy_connections_stay_trusted(listener):
     connections = listener.connections
     time.sleep(1.5)  # several heartbeats (0.5 s) with no change: the probes come back
     assert listener.cache.notified and listener.connections == connections
+
+
+class RecordingKnownCodes(KnownCodes):
+    """A known-codes filter that records its loads and the batches each load read."""
+
+    def __init__(self, **sizing) -> None:
+        super().__init__(**sizing)
+        self.loads = 0  # begun
+        self.finished = 0
+        self.batches: list[list[str]] = []
+
+    def begin_load(self, expected: int) -> None:
+        self.loads += 1
+        self.batches = []
+        super().begin_load(expected)
+
+    def load(self, codes) -> None:
+        batch = list(codes)
+        self.batches.append(batch)
+        super().load(batch)
+
+    def finish_load(self) -> None:
+        super().finish_load()
+        self.finished += 1
+
+
+@pytest.fixture
+def filtering(postgres_only, committed):
+    """Start a listener that keeps a known-codes filter, loaded two codes per query; wait for the load.
+
+    Depends on `committed`, so the links a test commits are deleted after its listeners stopped.
+    """
+    started = []
+
+    def start(known: KnownCodes | None = None, **options) -> LinkChangeListener:
+        known = known if known is not None else RecordingKnownCodes()
+        cache = LinkCache(ttl=0.001, notified_ttl=60, known_codes=known)
+        options = {"heartbeat": 0.5, "retry_delays": (0.05,), "load_chunk": 2, **options}
+        connect = {**listener_kwargs(db.obj), "application_name": TEST_LISTENER}
+        listening = LinkChangeListener(connect, cache, **options)
+        started.append(listening)
+        listening.ensure_started()
+        wait_until(lambda: known.loaded)
+        return listening
+
+    yield start
+    for listening in started:
+        listening.stop()
+
+
+def committed_codes() -> list[str]:
+    return in_own_thread(lambda: [link.code for link in Link.select(Link.code)])
+
+
+def test_the_filter_is_loaded_with_every_committed_code_a_chunk_at_a_time(filtering, committed):
+    codes = [committed(f"kc-load{i}").code for i in range(5)]
+    listener = filtering()
+    known = listener.cache.known_codes
+    assert all(known.may_exist(code) for code in codes)
+    assert not any(listener.knows_absent(code) for code in codes)
+    read = [code for batch in known.batches for code in batch]
+    assert sorted(read) == sorted(committed_codes())  # every row once, none lost between chunks
+    assert len(known.batches) >= 3 and all(1 <= len(batch) <= 2 for batch in known.batches)
+
+
+def test_a_never_created_code_is_known_absent_once_the_filter_is_loaded(filtering):
+    listener = filtering()
+    wait_until(lambda: listener.knows_absent("kc-never"))
+    assert not listener.cache.known_codes.may_exist("kc-never")
+
+
+def test_a_code_committed_elsewhere_after_the_load_becomes_known(filtering, committed):
+    listener = filtering()
+    known = listener.cache.known_codes
+    wait_until(lambda: listener.knows_absent("kc-later"))
+    committed("kc-later")
+    wait_until(lambda: known.may_exist("kc-later"))  # its notification was applied
+    assert not listener.knows_absent("kc-later")
+    assert known.finished == 1  # added to the loaded filter, not by a reload
+
+
+def test_a_code_renamed_during_the_load_behind_the_chunk_being_read_is_in_the_filter(filtering, committed):
+    for i in range(4):
+        committed(f"kc-ren{i}")
+    renamed = []
+
+    class RenamingDuringLoad(RecordingKnownCodes):
+        def load(self, codes) -> None:
+            batch = list(codes)
+            super().load(batch)
+            if "kc-ren0" in batch and not renamed:  # already read: only its notification tells
+                renamed.append(True)
+                commit(Link.update(code="kc-ren-new").where(Link.code == "kc-ren0"))
+                time.sleep(0.05)  # let the notification reach the socket before the next chunk
+
+    try:
+        listener = filtering(RenamingDuringLoad())
+        known = listener.cache.known_codes
+        assert renamed and known.finished == 1
+        assert known.may_exist("kc-ren-new") and not listener.knows_absent("kc-ren-new")
+    finally:
+        commit(Link.delete().where(Link.code == "kc-ren-new"))
+
+
+def test_after_the_listener_stops_no_code_is_known_absent(filtering):
+    listener = filtering()
+    wait_until(lambda: listener.knows_absent("kc-never"))
+    listener.stop()
+    assert not listener.knows_absent("kc-never")
+    assert not listener.cache.known_codes.loaded
+
+
+def test_a_lost_connection_drops_the_filter_and_the_reconnect_reloads_it(filtering, committed):
+    listener = filtering(retry_delays=(1.0,))  # a second without a connection
+    known = listener.cache.known_codes
+    wait_until(lambda: listener.knows_absent("kc-missed"))
+    terminate_listener_backend()
+    wait_until(lambda: not known.loaded)
+    assert not listener.knows_absent("kc-missed")
+    committed("kc-missed")  # its notification is lost: nobody listens
+    assert not listener.cache.notified  # still disconnected
+    wait_until(lambda: known.loaded and listener.connections == 2, timeout=5)
+    assert known.finished == 2
+    assert known.may_exist("kc-missed") and not listener.knows_absent("kc-missed")  # from the reload
+
+
+def test_the_filter_is_rebuilt_once_more_codes_were_added_than_it_was_sized_for(filtering, committed):
+    codes = [committed(f"kc-grow{i}").code for i in range(3)]
+    listener = filtering(RecordingKnownCodes(min_capacity=1, headroom=1.0))
+    known = listener.cache.known_codes
+    assert known.finished == 1 and not known.needs_reload
+    added = []
+    while not known.needs_reload:  # as if many links were created (no row: the reload drops them)
+        added.append(f"~added{len(added)}")
+        known.add(added[-1])
+    wait_until(lambda: known.finished == 2)
+    assert known.loaded and not known.needs_reload
+    assert all(known.may_exist(code) for code in codes)
+    assert sum(known.may_exist(code) for code in added) < max(3, 0.05 * len(added))
+    assert not listener.knows_absent(codes[0])
+
+
+@pytest.fixture
+def idle_listener():
+    """A listener that is not started, "connected" through a socket pair the test controls."""
+    known = KnownCodes()
+    known.begin_load(0)
+    known.finish_load()
+    listening = LinkChangeListener({}, LinkCache(known_codes=known))
+    ours, theirs = socket.socketpair()
+    listening._fileno = ours.fileno()
+    yield listening, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_knows_absent_needs_a_loaded_filter_a_connection_and_an_idle_listener(idle_listener):
+    listener, server = idle_listener
+    assert listener.knows_absent("kc-never")
+    listener._busy = True  # applying notifications
+    assert not listener.knows_absent("kc-never")
+    listener._busy = False
+    server.send(b"N")  # a notification not read yet
+    assert not listener.knows_absent("kc-never")
+
+
+def test_knows_absent_is_false_without_a_connection_or_a_filter(idle_listener):
+    listener, _ = idle_listener
+    listener._fileno = None
+    assert not listener.knows_absent("kc-never")
+    assert not LinkChangeListener({}, LinkCache()).knows_absent("kc-never")  # KNOWN_CODES_FILTER off
+
+
+def test_knows_absent_is_false_for_a_code_in_the_filter(idle_listener):
+    listener, _ = idle_listener
+    listener.cache.invalidate("kc-made")  # created through this process
+    assert not listener.knows_absent("kc-made")
+
+
+def test_knows_absent_never_denies_a_code_applied_while_it_was_asking(idle_listener, monkeypatch):
+    listener, _ = idle_listener
+    real_select = select.select
+
+    def listener_applies_meanwhile(*args):
+        # The listener thread ran a whole loop between knows_absent's first and last look: it read
+        # the notification from the socket (now empty), applied it and is idle again.
+        listener.cache.invalidate("kc-race")
+        return real_select(*args)
+
+    monkeypatch.setattr(select, "select", listener_applies_meanwhile)
+    answer = listener.knows_absent("kc-race")
+    assert listener.cache.known_codes.may_exist("kc-race")
+    assert answer is False

@@ -1,0 +1,189 @@
+"""Which short codes have a row: a per-process Bloom filter, so most unknown codes skip the database.
+
+Random unknown codes (typos, scanners, guessing) defeat any cache of answers: each one is new. A
+Bloom filter of every code in the link table answers "certainly not there" for all but ~1% of them
+in a microsecond, with no false "not there". It is only trusted while it is current, which is the
+job of the change listener (services.link_events): it loads the filter from the table after LISTEN
+took effect and adds every code a notification names (a new link, a rename), and it drops the
+filter whenever notifications may have been missed. Codes of deleted links stay in it (a false
+positive costs one indexed read, never a wrong answer).
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import struct
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+from rbloom import Bloom
+
+from app.models.link import MAX_CODE_LENGTH
+
+
+class KnownCodes:
+    """A superset of the codes in the link table, or nothing (`may_exist` then always says True).
+
+    Sized for `headroom` times the codes it was loaded with (at least `min_capacity`) at a
+    `false_positive_rate`; once more codes were added than that, `needs_reload` turns true and the
+    listener builds a new one (the old one keeps answering meanwhile: it only grows less precise).
+    Memory: ~1.2 bytes per code of capacity at 1% (10M links, headroom 1.5: ~18 MB per process).
+    """
+
+    def __init__(
+        self,
+        *,
+        false_positive_rate: float = 0.01,
+        min_capacity: int = 100_000,
+        headroom: float = 1.5,
+        recent: RecentCodes | None = None,
+    ) -> None:
+        self.recent = recent
+        self.false_positive_rate = false_positive_rate
+        self.min_capacity = min_capacity
+        self.headroom = headroom
+        self._filter: Bloom | None = None
+        self._capacity = 0
+        self._count = 0
+        self._building: Bloom | None = None
+        self._building_count = 0
+        self._building_capacity = 0
+
+    @property
+    def loaded(self) -> bool:
+        """True while the filter may be trusted for "certainly not there"."""
+        return self._filter is not None
+
+    @property
+    def needs_reload(self) -> bool:
+        """More codes were added than the filter was sized for: its false-positive rate is climbing."""
+        return self._filter is not None and self._building is None and self._count > self._capacity
+
+    def may_exist(self, code: str) -> bool:
+        """False only when no link has `code`: the filter is loaded and has never seen it, and no
+        process of this server created it in the last moments."""
+        current = self._filter
+        return current is None or code in current or (self.recent is not None and code in self.recent)
+
+    def add(self, code: str) -> None:
+        """Remember that `code` has (or had) a row: called for every created or renamed code."""
+        # The filter being built first: if `finish_load` swaps it in meanwhile, the code is in it.
+        building = self._building
+        if building is not None:
+            building.add(code)
+            self._building_count += 1
+        current = self._filter
+        if current is not None:
+            current.add(code)
+            self._count += 1
+
+    def created(self, code: str) -> None:
+        """`code` was just created by this process: known here and, through `recent`, at once in
+        every process of this server (before its notification reaches them)."""
+        self.add(code)
+        if self.recent is not None:
+            self.recent.add(code)
+
+    def begin_load(self, expected: int) -> None:
+        """Start building a filter for about `expected` codes; `add` feeds it too from now on."""
+        self._building_capacity = max(self.min_capacity, int(expected * self.headroom))
+        self._building = Bloom(self._building_capacity, self.false_positive_rate)
+        self._building_count = 0
+
+    def load(self, codes: Iterable[str]) -> None:
+        """Add a batch of codes read from the table to the filter being built."""
+        building = self._building
+        if building is None:
+            raise RuntimeError("begin_load first")
+        batch = list(codes)
+        building.update(batch)
+        self._building_count += len(batch)
+
+    def finish_load(self) -> None:
+        """Start answering from the filter just built."""
+        if self._building is None:
+            raise RuntimeError("begin_load first")
+        self._filter, self._capacity, self._count = (
+            self._building,
+            self._building_capacity,
+            self._building_count,
+        )
+        self._building = None
+
+    def reset(self) -> None:
+        """Stop trusting the filter (notifications may have been missed); `may_exist` says True."""
+        self._filter = None
+        self._building = None
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Codes in the current filter (loaded plus added since; a code added twice counts twice)."""
+        return self._count
+
+    @property
+    def size_bytes(self) -> int:
+        """Memory held by the filters (current and being built)."""
+        return sum(f.size_in_bits // 8 for f in (self._filter, self._building) if f is not None)
+
+
+class RecentCodes:
+    """The last `slots` codes created by any process of this server, in memory they all share.
+
+    A code created through one worker must not be answered 404 by another before the change
+    notification has reached it (PostgreSQL delivers it asynchronously: ~13 µs usually, at times
+    over 100 ms under load). The creating process writes the code here before it answers 201; every
+    process reads it here. The mapping is anonymous and shared, created with the app before the
+    server forks its workers (gunicorn and granian both preload the app); a process that was not
+    forked from the creator (another replica, the CLI) is covered by the notification alone.
+
+    Layout: a count of codes ever written (8 bytes), then a ring of slots (the code, NUL-padded).
+    A writer fills the slot and then publishes the count, under a lock shared across forks. A
+    reader compares the count with the last one it saw (one 8-byte read) and copies only the new
+    slots into its own set, so a lookup is a set lookup whenever nothing was created meanwhile.
+    """
+
+    _COUNT = struct.Struct("Q")
+
+    def __init__(self, slots: int = 1024, max_code_length: int = MAX_CODE_LENGTH) -> None:
+        self.slots = slots
+        self.slot_size = max_code_length
+        self._shared = mmap.mmap(-1, self._COUNT.size + slots * self.slot_size)  # MAP_SHARED
+        self._write_lock = multiprocessing.Lock()  # shared across forks
+        self._read_lock = threading.Lock()  # this process's copy
+        self._seen = 0
+        self._index: dict[str, int] = {}  # code → the count at which it was written
+        self._order: deque[tuple[int, str]] = deque()
+
+    def add(self, code: str) -> None:
+        """Publish `code` (ASCII, as every code is), overwriting the oldest slot."""
+        raw = code.encode("ascii")
+        if len(raw) > self.slot_size:
+            return  # never happens for a stored code; the notification still covers it
+        with self._write_lock:
+            (count,) = self._COUNT.unpack_from(self._shared, 0)
+            start = self._COUNT.size + (count % self.slots) * self.slot_size
+            self._shared[start : start + self.slot_size] = raw.ljust(self.slot_size, b"\0")
+            self._COUNT.pack_into(self._shared, 0, count + 1)
+
+    def __contains__(self, code: str) -> bool:
+        (count,) = self._COUNT.unpack_from(self._shared, 0)
+        if count != self._seen:
+            self._catch_up(count)
+        return code in self._index
+
+    def _catch_up(self, count: int) -> None:
+        with self._read_lock:
+            oldest = count - self.slots
+            for number in range(max(self._seen, oldest), count):
+                start = self._COUNT.size + (number % self.slots) * self.slot_size
+                code = self._shared[start : start + self.slot_size].rstrip(b"\0").decode("ascii", "replace")
+                self._index[code] = number
+                self._order.append((number, code))
+            while self._order and self._order[0][0] < oldest:
+                number, code = self._order.popleft()
+                if self._index.get(code) == number:
+                    del self._index[code]
+            self._seen = max(self._seen, count)

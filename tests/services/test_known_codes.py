@@ -1,0 +1,199 @@
+"""The known-codes Bloom filter: never a false "not there", rarely a false "maybe", trusted once loaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app.services.codes import generate_code
+from app.services.known_codes import KnownCodes, RecentCodes
+
+
+def distinct_codes(count: int, *, excluding: frozenset[str] = frozenset()) -> list[str]:
+    codes: set[str] = set()
+    while len(codes) < count:
+        code = generate_code(7)
+        if code not in excluding:
+            codes.add(code)
+    return sorted(codes)
+
+
+def loaded_with(codes: list[str], *, chunk: int = 1000, **sizing) -> KnownCodes:
+    known = KnownCodes(**sizing)
+    known.begin_load(len(codes))
+    for start in range(0, len(codes), chunk):
+        known.load(iter(codes[start : start + chunk]))  # any iterable, as the listener's split lines
+    known.finish_load()
+    return known
+
+
+def test_an_unloaded_filter_says_every_code_may_exist():
+    known = KnownCodes()
+    assert not known.loaded
+    assert all(known.may_exist(code) for code in ("abc1234", "nosuch", "x"))
+    known.add("abc1234")  # nothing to add to: still not trusted
+    assert not known.loaded and known.count == 0 and known.size_bytes == 0
+
+
+def test_a_loaded_filter_holds_every_loaded_code_and_rejects_most_others():
+    codes = distinct_codes(10_000)
+    # Sized tightly (no headroom, no minimum), so the configured rate is what the test measures.
+    known = loaded_with(codes, min_capacity=1, headroom=1.0)
+    assert known.loaded and known.count == len(codes)
+    assert all(known.may_exist(code) for code in codes)  # never a false "not there"
+    absent = distinct_codes(10_000, excluding=frozenset(codes))
+    false_positives = sum(known.may_exist(code) for code in absent)
+    assert false_positives < 0.03 * len(absent)  # ~1% configured
+
+
+def test_the_filter_is_not_trusted_while_it_is_being_built():
+    known = KnownCodes()
+    known.begin_load(3)
+    known.load(["abc1234", "def5678"])
+    assert not known.loaded and known.may_exist("nosuch1")  # half a table must not answer "not there"
+    known.finish_load()
+    assert known.loaded and not known.may_exist("nosuch1")
+
+
+def test_codes_added_while_building_are_in_the_built_filter():
+    known = KnownCodes()
+    known.begin_load(2)
+    known.load(["abc1234"])
+    known.add("created1")  # a notification applied between two chunks
+    known.load(["def5678"])
+    known.finish_load()
+    assert all(known.may_exist(code) for code in ("abc1234", "created1", "def5678"))
+    assert known.count == 3
+
+
+def test_codes_added_during_a_reload_are_in_the_old_and_the_new_filter():
+    known = loaded_with(["abc1234"])
+    known.begin_load(1)  # the listener rebuilds it
+    assert known.loaded  # the old one keeps answering meanwhile
+    known.add("created1")
+    assert known.may_exist("created1")  # at once, from the old one
+    known.load(["def5678"])
+    known.finish_load()
+    assert known.may_exist("created1") and known.may_exist("def5678")
+    assert not known.may_exist("abc1234")  # the new filter holds what the table held, nothing older
+
+
+def test_added_codes_are_found_at_once_and_counted():
+    known = loaded_with(["abc1234"])
+    assert not known.may_exist("created1")
+    known.add("created1")
+    assert known.may_exist("created1") and known.count == 2
+
+
+def test_reset_stops_trusting_the_filter_until_the_next_load():
+    known = loaded_with(["abc1234"])
+    known.begin_load(1)  # a reload in progress is dropped too
+    known.reset()
+    assert not known.loaded and known.count == 0 and known.size_bytes == 0
+    assert known.may_exist("nosuch1")
+    with pytest.raises(RuntimeError):
+        known.finish_load()
+    known.begin_load(1)
+    known.load(["abc1234"])
+    known.finish_load()
+    assert known.loaded and not known.may_exist("nosuch1") and known.may_exist("abc1234")
+
+
+def test_needs_reload_once_more_codes_were_added_than_it_was_sized_for():
+    codes = distinct_codes(10)
+    known = loaded_with(codes, min_capacity=10, headroom=1.0)  # capacity 10, all used
+    assert not known.needs_reload
+    known.add("created1")
+    assert known.needs_reload
+    known.begin_load(20)  # a reload is under way: not asked for again
+    assert not known.needs_reload
+    known.load([*codes, "created1"])
+    known.finish_load()
+    assert not known.needs_reload and known.count == 11
+
+
+def test_capacity_is_the_expected_count_times_the_headroom_or_the_minimum():
+    small = loaded_with([], min_capacity=1000, headroom=2.0)
+    for i in range(1000):
+        small.add(f"code{i}")
+    assert not small.needs_reload  # the minimum applies to an empty table
+    small.add("one-more")
+    assert small.needs_reload
+    roomy = KnownCodes(min_capacity=1, headroom=2.0)
+    roomy.begin_load(100)
+    roomy.finish_load()
+    for i in range(200):
+        roomy.add(f"code{i}")
+    assert not roomy.needs_reload  # 100 expected, twice that fits
+    roomy.add("one-more")
+    assert roomy.needs_reload
+
+
+def test_never_loaded_filters_never_need_a_reload():
+    known = KnownCodes(min_capacity=1)
+    for i in range(10):
+        known.add(f"code{i}")
+    assert not known.needs_reload
+
+
+@pytest.mark.parametrize("step", ["load", "finish_load"])
+def test_loading_before_begin_load_is_an_error(step):
+    known = KnownCodes()
+    with pytest.raises(RuntimeError, match="begin_load"):
+        known.load(["abc1234"]) if step == "load" else known.finish_load()
+    assert not known.loaded
+
+
+def test_size_grows_with_capacity_and_counts_a_filter_being_built():
+    small = loaded_with([], min_capacity=100_000)
+    # ~1.2 bytes per code of capacity at 1%
+    assert 100_000 <= small.size_bytes <= 150_000
+    large = loaded_with([], min_capacity=1_000_000)
+    assert 1_000_000 <= large.size_bytes <= 1_500_000
+    large.begin_load(0)  # the new one (min capacity) is held beside the current one
+    assert large.size_bytes > 1_000_000 + 100_000
+
+
+def test_recent_codes_holds_what_was_added_and_nothing_else():
+    recent = RecentCodes(slots=8)
+    recent.add("abc")
+    assert "abc" in recent
+    assert "ab" not in recent and "bc" not in recent and "abcd" not in recent  # whole codes only
+    assert "héllo" not in recent  # a non-ASCII code is never stored, so never found
+
+
+def test_recent_codes_forget_the_oldest_once_every_slot_was_used():
+    recent = RecentCodes(slots=4)
+    for code in ("c1", "c2", "c3", "c4", "c5"):
+        recent.add(code)
+    assert "c1" not in recent
+    assert all(code in recent for code in ("c2", "c3", "c4", "c5"))
+
+
+def test_a_code_of_the_longest_length_fits_its_slot_exactly():
+    recent = RecentCodes(slots=2, max_code_length=5)
+    recent.add("abcde")
+    recent.add("vwxyz")
+    assert "abcde" in recent and "vwxyz" in recent and "abcdev" not in recent
+
+
+def test_a_code_created_in_one_forked_process_is_recent_in_the_others():
+    recent = RecentCodes(slots=16)
+    known = loaded_with(["old"], recent=recent)
+    pid = os.fork()
+    if pid == 0:  # a worker that creates a link
+        known.created("made-in-child")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert "made-in-child" in recent
+    assert known.may_exist("made-in-child")  # this process's Bloom filter never saw it
+
+
+def test_created_codes_are_in_the_filter_and_the_recent_codes():
+    recent = RecentCodes(slots=16)
+    known = loaded_with(["old"], recent=recent)
+    known.created("new-one")
+    assert "new-one" in recent and known.may_exist("new-one")
+    known.add("notified")  # a notification: this process only
+    assert "notified" not in recent and known.may_exist("notified")
