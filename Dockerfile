@@ -45,5 +45,6 @@ EXPOSE 8080
 # Liveness only (/livez never touches the database); readiness is GET /health.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('PORT', '8080'), timeout=3)"]
-# Migrate, then exec: gunicorn becomes PID 1 and receives SIGTERM for a graceful shutdown.
-CMD ["sh", "-c", "python setup_db.py && exec gunicorn --config gunicorn.conf.py app.wsgi:app"]
+# run.py migrates, then serves (WEB_SERVER: granian by default, or gunicorn); exec makes it PID 1, so
+# it receives SIGTERM for a graceful shutdown.
+CMD ["sh", "-c", "exec python run.py"]

@@ -1,8 +1,9 @@
 """Start the service: load .env, apply pending migrations, then serve on PORT (8080).
 
-WEB_SERVER picks the server: gunicorn (default, gunicorn.conf.py) or granian (about 4x the redirect
-throughput on two cores, but each worker has its own listening socket: connections queued on a frozen
-or killed worker are lost; docs/PERFORMANCE.md and docs/FAILURE_MODES.md).
+WEB_SERVER picks the server: granian (the default: 3-4x gunicorn's redirect throughput on two cores,
+docs/PERFORMANCE.md) or gunicorn (gunicorn.conf.py: its workers share one accept queue, so the
+connections waiting for a stuck worker are served by the others; under granian they are lost when
+the watchdog replaces it, docs/FAILURE_MODES.md).
 """
 
 import os
@@ -22,10 +23,10 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format, flush_interval=settings.log_flush_interval)
     applied = prepare_database(settings)
     print(f"migrations applied: {', '.join(applied) or 'none pending'}", flush=True)
-    if os.environ.get("WEB_SERVER", "gunicorn").strip().lower() == "granian":
-        serve_with_granian()
-    else:
+    if os.environ.get("WEB_SERVER", "granian").strip().lower() == "gunicorn":
         serve_with_gunicorn()
+    else:
+        serve_with_granian()
 
 
 def serve_with_gunicorn() -> None:
@@ -44,14 +45,21 @@ def serve_with_granian() -> None:
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
 
-    preload_app()
+    from app.watchdog import Watchdog
+
     env = os.environ
+    watchdog = Watchdog(positive_number("WORKER_TIMEOUT", 30))
+    preload_app()
+    os.register_at_fork(after_in_child=watchdog.start_beating)  # in every forked worker
+    watchdog.start_watching()
     Granian(
         "app.wsgi:app",
         address=env.get("HOST", "0.0.0.0"),
         port=int(env.get("PORT", "8080")),
         interface=Interfaces.WSGI,
-        workers=int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count()),
+        # One worker per two cores: a worker's HTTP work runs in Rust threads outside the GIL,
+        # so one worker keeps two cores busy with the database; measured in docs/PERFORMANCE.md.
+        workers=int(env.get("WEB_CONCURRENCY") or max(1, multiprocessing.cpu_count() // 2)),
         # Threads that run the app per worker: more overlap database waits (creates), fewer keep
         # the GIL uncontended (redirect latency). Measured in docs/PERFORMANCE.md.
         blocking_threads=int(env.get("WEB_THREADS") or 2),
@@ -64,6 +72,15 @@ def serve_with_granian() -> None:
         workers_kill_timeout=30,  # seconds a stopping worker may take to finish in-flight requests
         log_access=False,  # the app logs every request as JSON (app/logs.py, ACCESS_LOG)
     ).serve()
+    watchdog.close()
+
+
+def positive_number(name: str, default: int) -> int:
+    """A positive integer setting from the environment; a bad value stops the start naming it."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"configuration error: {name} must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
 def preload_app() -> None:

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if listening:
         listener = LinkChangeListener(listener_kwargs(database), cache)
         app.extensions["link_events"] = listener
-        app.before_request(listener.ensure_started)  # per process: threads do not survive fork
+        # Started per process (threads do not survive a fork) by the first request: app/api/fast_redirect.py.
     errors.register_error_handlers(app)
     headers.register_response_headers(app, settings)
     limits.init_rate_limits(

@@ -1,9 +1,10 @@
-"""WSGI entry point for gunicorn (`app.wsgi:app`): loads .env, then builds the app."""
+"""WSGI entry point for granian and gunicorn (`app.wsgi:app`): loads .env, then builds the app."""
 
 import atexit
 import multiprocessing.util
 
 from dotenv import load_dotenv
+from flask import Flask
 
 from app import create_app
 from app.config import Settings
@@ -18,9 +19,18 @@ app = create_app(settings)
 # the pages instead of each building its own copy on its first click (~25 MiB each).
 classify("Mozilla/5.0")
 # Graceful shutdown (SIGTERM → worker exit) writes the clicks still buffered in this process:
-# atexit for gunicorn's forked workers, a multiprocessing finalizer for granian's workers (which
+# atexit for gunicorn's forked workers, multiprocessing finalizers for granian's workers (which
 # leave through os._exit, skipping atexit). Closing twice is harmless.
 atexit.register(app.extensions["clicks"].close)
-multiprocessing.util.Finalize(None, app.extensions["clicks"].close, exitpriority=10)
-# Buffered log lines (LOG_FLUSH_INTERVAL_MS), after the click flush's own messages.
-multiprocessing.util.Finalize(None, flush_logs, exitpriority=5)
+
+
+def _finalize_on_exit(app: Flask) -> None:
+    """Write buffered clicks, then buffered log lines, when this multiprocessing worker exits."""
+    multiprocessing.util.Finalize(None, app.extensions["clicks"].close, exitpriority=10)
+    multiprocessing.util.Finalize(None, flush_logs, exitpriority=5)
+
+
+_finalize_on_exit(app)
+# granian forks its workers from run.py, which preloaded this module; multiprocessing clears the
+# finalizers a forked worker inherits, then runs the after-fork hooks: register them there again.
+multiprocessing.util.register_after_fork(app, _finalize_on_exit)

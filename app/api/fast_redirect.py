@@ -61,6 +61,9 @@ class FastRedirect:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = perf_counter()
+        listener = self.extensions.get("link_events")
+        if listener is not None:
+            listener.ensure_started()  # this process's listener, whatever the request
         method = environ["REQUEST_METHOD"]
         if method == "GET" or method == "HEAD":
             if environ["PATH_INFO"] == HEALTH_PATH:
@@ -81,8 +84,6 @@ class FastRedirect:
         if guard is not None and guard.is_blocked(client):
             return None
         listener = extensions.get("link_events")
-        if listener is not None:
-            listener.ensure_started()
         code = environ["PATH_INFO"][1:]
         target = resolve_cached(
             code, self.settings, extensions["clicks"], extensions["link_cache"], visit=visit_of(environ)

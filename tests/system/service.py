@@ -1,4 +1,4 @@
-"""Run the real service (run.py → gunicorn) in a subprocess and talk HTTP to it."""
+"""Run the real service (run.py: granian, or gunicorn with WEB_SERVER=gunicorn) in a subprocess; talk HTTP."""
 
 from __future__ import annotations
 
@@ -156,8 +156,8 @@ class Service:
         return self.process.returncode
 
     def worker_pids(self) -> set[int]:
-        """The live gunicorn workers: the children of run.py, which becomes the gunicorn master
-        (it calls gunicorn in its own process: no exec, no child process in between)."""
+        """The live workers: the children of run.py, which becomes the granian or gunicorn master
+        (it runs the server in its own process: no exec, no child process in between)."""
         assert self.process is not None
         return child_pids(self.process.pid)
 

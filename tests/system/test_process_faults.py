@@ -390,8 +390,9 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail(cluster, tmp_pa
 
 
 @pytest.mark.skipif(
-    os.environ.get("WEB_SERVER") == "granian",
-    reason="granian gives each worker its own listening socket: its known trade-off (docs/FAILURE_MODES.md)",
+    os.environ.get("WEB_SERVER", "granian") != "gunicorn",
+    reason="gunicorn's guarantee: granian's workers each accept for themselves, so the connections a "
+    "stuck worker took are lost when it is replaced (docs/FAILURE_MODES.md)",
 )
 def test_connections_arriving_while_a_worker_is_stuck_are_served_by_the_others(cluster, tmp_path):
     # A stuck worker (here: stopped with SIGSTOP, as if its main thread never came back) serves
@@ -431,6 +432,41 @@ def test_connections_arriving_while_a_worker_is_stuck_are_served_by_the_others(c
     assert returncode == 0, service.output
     assert len(probes) == len(threads)
     assert [o.error for o in probes if o.status != 200] == []
+
+
+@pytest.mark.skipif(
+    os.environ.get("WEB_SERVER", "granian") == "gunicorn", reason="gunicorn has its own worker timeout"
+)
+def test_a_stuck_granian_worker_is_killed_and_replaced_after_the_worker_timeout(cluster, tmp_path):
+    # granian replaces workers that exit, not workers that hang: the watchdog (app/watchdog.py)
+    # kills one whose heartbeat stopped for WORKER_TIMEOUT seconds, and granian starts another.
+    env = faults_env(tmp_path, cluster, WEB_CONCURRENCY="2", WORKER_TIMEOUT="2")
+    service = Service(env)
+    service.start()
+    try:
+        wait_for(lambda: len(service.worker_pids()) == 2, timeout=10, what="both workers started")
+        time.sleep(1.5)  # both have sent a heartbeat
+        victim = min(service.worker_pids())
+        os.kill(victim, signal.SIGSTOP)
+        stopped = time.monotonic()
+        wait_for(lambda: process_state(victim) is None, timeout=10, what="the stuck worker killed")
+        killed = time.monotonic()
+        wait_for(lambda: len(service.worker_pids()) == 2, timeout=10, what="a replacement started")
+        replaced = time.monotonic()
+        answers = [service.call("GET", "/livez").status for _ in range(20)]
+    finally:
+        if process_state(victim) not in (None, "Z"):
+            os.kill(victim, signal.SIGKILL)
+        returncode = service.stop()
+    print(
+        f"\nstuck granian worker: killed {ms(killed - stopped)} after it stopped (WORKER_TIMEOUT=2 s), "
+        f"replacement running {ms(replaced - killed)} later"
+    )
+    assert returncode == 0, service.output
+    assert 2.0 <= killed - stopped < 6.0  # the timeout, plus at most the watchdog's check interval
+    assert victim not in service.worker_pids()
+    assert answers == [200] * 20
+    assert "sent no heartbeat" in service.output
 
 
 # ---------------------------------------------------------------------------------------------------
