@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from flask import current_app, g, request
+from werkzeug.sansio.utils import get_current_url
 
 from app.config import Settings
 from app.errors import InvalidHost, Unauthorized
@@ -74,12 +76,26 @@ def public_base() -> str:
         return configured
     if not request.host:  # werkzeug blanks a Host header it finds invalid
         raise InvalidHost()
-    return request.host_url.rstrip("/")
+    return _host_base(request.scheme, request.host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_base(scheme: str, host: str) -> str:
+    """`request.host_url` without its slash, built once per scheme and host (~10 µs each time)."""
+    return get_current_url(scheme, host).rstrip("/")
 
 
 def own_netlocs() -> frozenset[str]:
     """The host:port pairs this service answers on (configured base URL and the request's host)."""
-    return urls.own_netlocs({public_base(), request.host_url} if request.host else {public_base()})
+    base = public_base()
+    if request.host:
+        return _own_netlocs(base, _host_base(request.scheme, request.host))
+    return _own_netlocs(base)
+
+
+@functools.lru_cache(maxsize=1024)
+def _own_netlocs(*bases: str) -> frozenset[str]:
+    return urls.own_netlocs(bases)
 
 
 def _iso(value: datetime | None) -> str | None:
