@@ -32,6 +32,7 @@ class Watchdog:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="shortener-heartbeat-"))
         self.master_pid = os.getpid()
         self.killed: list[int] = []  # workers this watchdog killed, for tests and logs
+        self._closed = threading.Event()
 
     # ---------------------------------------------------------------- in each worker
 
@@ -56,8 +57,7 @@ class Watchdog:
         threading.Thread(target=self._watch, name="watchdog", daemon=True).start()
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(self.interval)
+        while not self._closed.wait(self.interval):
             try:
                 self.check()
             except Exception:  # never let the watchdog die silently
@@ -67,8 +67,12 @@ class Watchdog:
         """Kill the children of this process whose heartbeat is older than `timeout`; forget the
         files of processes that are gone. Returns the pids killed."""
         now = time.time() if now is None else now
-        killed = []
-        for path in self.directory.iterdir():
+        killed: list[int] = []
+        try:
+            paths = list(self.directory.iterdir())
+        except FileNotFoundError:  # closed meanwhile
+            return killed
+        for path in paths:
             try:
                 pid, beat = int(path.name), path.stat().st_mtime
             except (ValueError, OSError):
@@ -87,6 +91,8 @@ class Watchdog:
         return killed
 
     def close(self) -> None:
+        """Stop watching and remove the heartbeat files (the server has stopped)."""
+        self._closed.set()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
