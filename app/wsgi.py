@@ -22,11 +22,13 @@ classify("Mozilla/5.0")
 # atexit for gunicorn's forked workers, multiprocessing finalizers for granian's workers (which
 # leave through os._exit, skipping atexit). Closing twice is harmless.
 atexit.register(app.extensions["clicks"].close)
+atexit.register(app.extensions["request_observer"].sample)  # the fast path's last second of metrics
 
 
 def _finalize_on_exit(app: Flask) -> None:
-    """Write buffered clicks, then buffered log lines, when this multiprocessing worker exits."""
+    """Write buffered clicks, metrics, then log lines, when this multiprocessing worker exits."""
     multiprocessing.util.Finalize(None, app.extensions["clicks"].close, exitpriority=10)
+    multiprocessing.util.Finalize(None, app.extensions["request_observer"].sample, exitpriority=7)
     multiprocessing.util.Finalize(None, flush_logs, exitpriority=5)
 
 

@@ -315,3 +315,34 @@ def test_only_the_creating_process_removes_the_temporary_directory(tmp_path):
     assert tmp_path.is_dir()
     _remove(str(tmp_path), os.getpid())
     assert not tmp_path.exists()
+
+
+def test_fast_path_observations_added_per_bucket_equal_observing_each_one():
+    from bisect import bisect_left
+
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from app.api.metrics import DURATION, DURATION_BOUNDS, DURATION_BUCKETS, add_observations
+
+    assert list(DURATION.labels("/x")._upper_bounds) == list(DURATION_BOUNDS)
+    durations = [0.0001, 0.0005, 0.0007, 0.003, 0.003, 0.2, 2.5, 7.0]
+    registry = CollectorRegistry()
+    one_by_one = Histogram("one", "h", buckets=DURATION_BUCKETS, registry=registry)
+    tallied = Histogram("tallied", "h", buckets=DURATION_BUCKETS, registry=registry)
+    for duration in durations:
+        one_by_one.observe(duration)
+    counts = [0] * len(DURATION_BOUNDS)
+    for duration in durations:
+        counts[bisect_left(DURATION_BOUNDS, duration)] += 1
+    add_observations(tallied, counts, sum(durations))
+
+    def samples(name: str) -> dict:
+        return {
+            (sample.name.removeprefix(name), tuple(sorted(sample.labels.items()))): sample.value
+            for metric in registry.collect()
+            if metric.name == name
+            for sample in metric.samples
+            if not sample.name.endswith("_created")
+        }
+
+    assert samples("one") == samples("tallied")
