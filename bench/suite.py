@@ -1,7 +1,7 @@
 """One command for the whole benchmark: fresh PostgreSQL database, the service in its production
 configuration (`run.py`), preloaded links, every wrk scenario, a table; per server and table size.
 
-    uv run python bench/suite.py                                  # gunicorn, 10k links
+    uv run python bench/suite.py                                  # granian (the default server), 10k links
     uv run python bench/suite.py --servers gunicorn,granian --table-sizes 10000,1000000,10000000
 
 For each server and table size: drop and create the database, bulk-load `size - preload` extra links
@@ -34,7 +34,7 @@ import bench  # noqa: E402  (the wrk driver next to this file)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--servers", default="gunicorn", help="comma list: gunicorn, granian")
+    parser.add_argument("--servers", default="granian", help="comma list: granian, gunicorn")
     parser.add_argument("--table-sizes", default="10000", help="comma list of total links in the table")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="server, no database")
     parser.add_argument("--database", default="shortener_bench")
