@@ -228,7 +228,10 @@ class BufferedStreamHandler(logging.StreamHandler):
             return record
         self._lines.append(line)  # deque.append is atomic: no lock on the request path
         if record.levelno >= logging.WARNING or len(self._lines) >= self.MAX_LINES:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a broken stdout must not break the caller, as StreamHandler
+                self.handleError(record)
         elif self._thread_pid != current_pid():
             self._start_writer()
         return record
@@ -255,8 +258,8 @@ class BufferedStreamHandler(logging.StreamHandler):
             time.sleep(self.interval)
             try:
                 self.flush()
-            except Exception:  # a closed stream at shutdown: nothing left to do
-                return
+            except Exception:  # noqa: S112 (a failing stdout: the lines are lost, the next write may work)
+                continue
 
 
 def flush_logs() -> None:

@@ -275,3 +275,20 @@ def test_an_access_record_has_every_attribute_of_a_log_record():
         record
     )
     assert formatted.endswith("GET /abc 302")
+
+
+def test_a_failing_stdout_never_breaks_the_code_that_logs(monkeypatch):
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError("reader gone")
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", "json", stream=Broken(), flush_interval=60)
+    reported = []
+    monkeypatch.setattr(root.handlers[0], "handleError", reported.append)
+    try:
+        logging.getLogger("app.test").warning("written at once, and the write fails")
+    finally:
+        root.handlers[:], root.level = saved
+    assert [record.getMessage() for record in reported] == ["written at once, and the write fails"]

@@ -118,8 +118,8 @@ class FastRedirect:
     def _health(
         self, environ: dict, start_response: Callable, method: str, started: float
     ) -> Iterable[bytes] | None:
-        if method != "GET" or (self.settings.cors_origins and "HTTP_ORIGIN" in environ):
-            return None  # HEAD, and CORS requests (flask-cors adds their headers), go to Flask
+        if method != "GET" or self.settings.cors_origins:
+            return None  # HEAD, and every request once CORS is on (flask-cors adds headers), go to Flask
         extensions = self.extensions
         report = health_report(
             extensions["database_check"], extensions["link_cache"], "link_events" in extensions
@@ -175,7 +175,7 @@ class FastRedirect:
 
 def may_prefer_html(accept: str) -> bool:
     """True unless `accept` certainly ranks application/json at least as high as text/html, as
-    Flask decides (app/web/error_pages.py): no text/ or html type in it at all. Anything else,
-    even `text/*;q=0.1`, is left to Flask's full negotiation."""
+    Flask decides (app/web/error_pages.py): no text/ or html type in it and no quality values (a
+    `q=0` can rule JSON out). Anything else is left to Flask's full negotiation."""
     lowered = accept.lower()
-    return "text/" in lowered or "html" in lowered
+    return "text/" in lowered or "html" in lowered or "q=" in lowered

@@ -11,6 +11,7 @@ positive costs one indexed read, never a wrong answer).
 
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing
 import struct
@@ -22,6 +23,8 @@ from rbloom import Bloom
 
 from app.models.link import MAX_CODE_LENGTH
 
+log = logging.getLogger(__name__)
+
 
 class KnownCodes:
     """A superset of the codes in the link table, or nothing (`may_exist` then always says True).
@@ -29,7 +32,8 @@ class KnownCodes:
     Sized for `headroom` times the codes it was loaded with (at least `min_capacity`) at a
     `false_positive_rate`; once more codes were added than that, `needs_reload` turns true and the
     listener builds a new one (the old one keeps answering meanwhile: it only grows less precise).
-    Memory: ~1.2 bytes per code of capacity at 1% (10M links, headroom 1.5: ~18 MB per process).
+    Memory: ~1.2 bytes per code of capacity at 1%, so ~1.8 per link with headroom 1.5 (10M links:
+    17 MiB per process), twice that while a reload builds the next filter.
     """
 
     def __init__(
@@ -65,7 +69,10 @@ class KnownCodes:
         """False only when no link has `code`: the filter is loaded and has never seen it, and no
         process of this server created it in the last moments."""
         current = self._filter
-        return current is None or code in current or (self.recent is not None and code in self.recent)
+        if current is None or code in current:
+            return True
+        recent = self.recent
+        return recent is not None and (code in recent or recent.broken)
 
     def add(self, code: str) -> None:
         """Remember that `code` has (or had) a row: called for every created or renamed code."""
@@ -139,18 +146,26 @@ class RecentCodes:
     server forks its workers (gunicorn and granian both preload the app); a process that was not
     forked from the creator (another replica, the CLI) is covered by the notification alone.
 
-    Layout: a count of codes ever written (8 bytes), then a ring of slots (the code, NUL-padded).
-    A writer fills the slot and then publishes the count, under a lock shared across forks. A
-    reader compares the count with the last one it saw (one 8-byte read) and copies only the new
-    slots into its own set, so a lookup is a set lookup whenever nothing was created meanwhile.
+    Layout: a count of codes ever written (8 bytes), a "broken" flag (8 bytes), then a ring of slots
+    (the code, NUL-padded). A writer fills the slot and then publishes the count, under a lock
+    shared across forks. A reader compares the count with the last one it saw (one 8-byte read)
+    and copies only the new slots into its own set, so a lookup is a set lookup whenever nothing was
+    created meanwhile.
+
+    A process killed while holding the lock (within a microsecond's window) would leave it held for
+    good: a writer that cannot take it within `LOCK_TIMEOUT` marks the ring broken for every
+    process, and `KnownCodes` then stops answering 404 from its filter (every miss asks the database)
+    until the server restarts. Slower, never wrong, and no create waits more than once.
     """
 
     _COUNT = struct.Struct("Q")
+    _HEADER = 16  # the count, then the broken flag
+    LOCK_TIMEOUT = 0.1
 
     def __init__(self, slots: int = 1024, max_code_length: int = MAX_CODE_LENGTH) -> None:
         self.slots = slots
         self.slot_size = max_code_length
-        self._shared = mmap.mmap(-1, self._COUNT.size + slots * self.slot_size)  # MAP_SHARED
+        self._shared = mmap.mmap(-1, self._HEADER + slots * self.slot_size)  # MAP_SHARED
         self._write_lock = multiprocessing.Lock()  # shared across forks
         self._read_lock = threading.Lock()  # this process's copy
         self._seen = 0
@@ -162,11 +177,25 @@ class RecentCodes:
         raw = code.encode("ascii")
         if len(raw) > self.slot_size:
             return  # never happens for a stored code; the notification still covers it
-        with self._write_lock:
+        if self.broken or not self._write_lock.acquire(timeout=self.LOCK_TIMEOUT):
+            if not self.broken:
+                self._COUNT.pack_into(self._shared, self._COUNT.size, 1)
+                log.error(
+                    "recent codes: the shared lock is held by a dead process; misses now ask the database"
+                )
+            return
+        try:
             (count,) = self._COUNT.unpack_from(self._shared, 0)
-            start = self._COUNT.size + (count % self.slots) * self.slot_size
+            start = self._HEADER + (count % self.slots) * self.slot_size
             self._shared[start : start + self.slot_size] = raw.ljust(self.slot_size, b"\0")
             self._COUNT.pack_into(self._shared, 0, count + 1)
+        finally:
+            self._write_lock.release()
+
+    @property
+    def broken(self) -> bool:
+        """True once a writer found the lock held for good (see the class docstring)."""
+        return self._COUNT.unpack_from(self._shared, self._COUNT.size)[0] != 0
 
     def __contains__(self, code: str) -> bool:
         (count,) = self._COUNT.unpack_from(self._shared, 0)
@@ -178,7 +207,7 @@ class RecentCodes:
         with self._read_lock:
             oldest = count - self.slots
             for number in range(max(self._seen, oldest), count):
-                start = self._COUNT.size + (number % self.slots) * self.slot_size
+                start = self._HEADER + (number % self.slots) * self.slot_size
                 code = self._shared[start : start + self.slot_size].rstrip(b"\0").decode("ascii", "replace")
                 self._index[code] = number
                 self._order.append((number, code))

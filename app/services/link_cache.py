@@ -86,8 +86,14 @@ class LinkCache:
         if entry is not None and self._timer() - entry[1] < (
             self.notified_ttl if self.notified else self.ttl
         ):
+            if entry[0] is None and self._created_elsewhere(code):
+                return UNCACHED  # a cached "no such code" that another worker just created
             return entry[0]
         return UNCACHED
+
+    def _created_elsewhere(self, code: str) -> bool:
+        recent = self.known_codes.recent if self.known_codes is not None else None
+        return recent is not None and code in recent
 
     def put(self, code: str, row: tuple | None, generation: int | None = None) -> None:
         """Remember what `code` resolved to (None: no such code).

@@ -150,6 +150,7 @@ class LinkChangeListener:
                     sequence += 1
                     self._probe = f"{PROBE_PREFIX}{current_pid()}-{sequence}"
                     self._send_probe(connection, self._probe)
+                    self._apply(connection)  # what arrived during the query, before `_busy` ends
                     quiet_since = time.monotonic()
                 if known is not None and known.needs_reload:
                     self._load_known_codes(connection)

@@ -136,6 +136,8 @@ def test_an_unknown_code_is_404_without_flask_exactly_as_flask_answers_it(
         "text/html",
         "text/*",
         "TEXT/HTML",
+        "application/json;q=0, */*",
+        "*/*;q=0.1, application/json;q=0",
     ],
 )
 def test_unknown_codes_get_the_json_or_the_html_404_as_flask_chooses_by_accept(
@@ -262,6 +264,13 @@ def test_health_from_the_fast_path_carries_the_cors_headers_flask_adds(make_clie
     assert flask_answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
     fast = client.get("/health", headers=origin)
     assert fast.headers.get("Access-Control-Allow-Origin") == "https://app.example"
+    # Without an Origin header too, the answer carries what flask-cors adds.
+    with through_flask_only(client):
+        plain_flask = client.get("/health")
+    plain = client.get("/health")
+    cors = [name for name, _ in plain_flask.headers.items() if name.startswith("Access-Control")]
+    assert cors  # flask-cors answers even without an Origin header
+    assert [plain.headers.get(name) for name in cors] == [plain_flask.headers.get(name) for name in cors]
 
 
 def test_health_is_503_from_flask_when_the_database_is_down_and_every_probe_checks_again(

@@ -197,3 +197,27 @@ def test_created_codes_are_in_the_filter_and_the_recent_codes():
     assert "new-one" in recent and known.may_exist("new-one")
     known.add("notified")  # a notification: this process only
     assert "notified" not in recent and known.may_exist("notified")
+
+
+def test_a_lock_left_held_by_a_dead_writer_marks_the_ring_broken_and_the_filter_untrusted(monkeypatch):
+    recent = RecentCodes(slots=8)
+    monkeypatch.setattr(RecentCodes, "LOCK_TIMEOUT", 0.01)
+    known = loaded_with(["old"], recent=recent)
+    assert not known.may_exist("never-made")
+    recent._write_lock.acquire()  # as a worker killed inside the critical section leaves it
+    recent.add("made-meanwhile")
+    assert recent.broken
+    assert known.may_exist("never-made")  # every miss asks the database now: never a wrong 404
+    recent.add("another")  # returns at once: the ring is not waited for again
+
+
+def test_a_cached_miss_of_a_code_created_by_another_worker_is_not_trusted():
+    from app.services.link_cache import UNCACHED, LinkCache
+
+    recent = RecentCodes(slots=8)
+    here = LinkCache(known_codes=loaded_with([], recent=recent), notified_ttl=300)
+    elsewhere = loaded_with([], recent=recent)
+    here.put("promo1", None)  # probed before it existed
+    assert here.get("promo1") is None
+    elsewhere.created("promo1")  # another worker creates it and answers 201
+    assert here.get("promo1") is UNCACHED
