@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -109,6 +110,12 @@ class Result:
     probe_status: int | None = None
     probe_ok: bool = True
     notes: list[str] = field(default_factory=list)
+    # CPU time per request of the server's process tree and of the local PostgreSQL, and the share
+    # of the machine's time the hypervisor stole during the run: figures that stay comparable when
+    # the machine (or its neighbours) changes, where req/s does not.
+    server_cpu_us: float | None = None
+    database_cpu_us: float | None = None
+    steal_pct: float | None = None
 
     @property
     def error_cell(self) -> str:
@@ -257,8 +264,11 @@ def run_scenario(
     results = []
     for connections in args.connections:
         status = probe(client, scenario, codes[0])
+        before = cpu_sample(args.server_pid)
         output = run_wrk(args.wrk, args.url, scripts[scenario], connections, args)
+        after = cpu_sample(args.server_pid)
         result = parse_wrk(output, scenario, connections)
+        add_cpu_figures(result, before, after)
         result.probe_status = status
         result.probe_ok = status in EXPECTED_STATUS[scenario]
         results.append(result)
@@ -268,6 +278,64 @@ def run_scenario(
         )
         time.sleep(args.pause)
     return results
+
+
+# ---------------------------------------------------------------- CPU time of the server and the database
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuSample:
+    """Cumulative CPU seconds of the server tree and of PostgreSQL, and the machine's /proc/stat
+    steal and total ticks, at one instant."""
+
+    server: float
+    database: float
+    steal_ticks: int
+    total_ticks: int
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds used so far by `pids` (those that still exist)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (postmaster and backends)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_sample(server_pid: int | None) -> CpuSample:
+    """CPU use so far of the server tree rooted at `server_pid` (0 without one) and of PostgreSQL."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    server = cpu_seconds(process_tree(server_pid)) if server_pid else 0.0
+    return CpuSample(server, cpu_seconds(postgres_pids()), ticks[7], sum(ticks))
+
+
+def add_cpu_figures(result: Result, before: CpuSample, after: CpuSample) -> None:
+    """Set `result`'s CPU per request and steal share from two samples around its run."""
+    if result.requests:
+        if after.server:
+            result.server_cpu_us = round(1e6 * (after.server - before.server) / result.requests, 1)
+        result.database_cpu_us = round(1e6 * (after.database - before.database) / result.requests, 1)
+    elapsed = after.total_ticks - before.total_ticks
+    if elapsed > 0:
+        result.steal_pct = round(100 * (after.steal_ticks - before.steal_ticks) / elapsed, 1)
 
 
 # ---------------------------------------------------------------- memory of the server tree
@@ -311,14 +379,20 @@ def memory_report(root: int) -> dict[str, int]:
 def markdown_table(results: Iterable[Result]) -> str:
     """The results as a Markdown table."""
     rows = [
-        "| scenario | connections | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---|",
+        "| scenario | connections | req/s | p50 ms | p99 ms | errors "
+        "| server CPU µs/req | PG CPU µs/req | steal % |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in results:
         cells = (r.scenario, r.connections, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}")
-        cells += (r.error_cell,)
+        cells += (r.error_cell, figure(r.server_cpu_us), figure(r.database_cpu_us), figure(r.steal_pct))
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
+
+
+def figure(value: float | None) -> str:
+    """A table cell for an optional figure."""
+    return "" if value is None else f"{value:,.0f}"
 
 
 def json_report(results: Sequence[Result], args: argparse.Namespace, memory: dict | None) -> str:

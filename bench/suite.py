@@ -171,13 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     for server in args.servers.split(","):
         for size in (int(s) for s in args.table_sizes.split(",")):
             rows += run_one(args, server.strip(), size)
-    print("| server | links | scenario | conns | req/s | p50 ms | p99 ms | errors | PSS MiB |")
-    print("|---|---:|---|---:|---:|---:|---:|---|---:|")
+    print(
+        "| server | links | scenario | conns | req/s | p50 ms | p99 ms | errors | PSS MiB "
+        "| server CPU µs/req | PG CPU µs/req | steal % |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['server']} | {r['table_size']:,} | {r['scenario']} | {r['connections']} | "
             f"{r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{_errors(r)} | {r['pss_mib']} |"
+            f"{_errors(r)} | {r['pss_mib']} | {bench.figure(r.get('server_cpu_us'))} | "
+            f"{bench.figure(r.get('database_cpu_us'))} | {bench.figure(r.get('steal_pct'))} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

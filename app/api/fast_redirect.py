@@ -11,7 +11,8 @@ headers as the Flask routes:
   (`services.links.is_unknown_code`), from a client that does not ask for HTML (browsers get
   the HTML 404 page from Flask); the miss still counts against the code-guessing limit;
 - GET /health while the shared database check says the database answers
-  (`services.health.health_report`).
+  (`services.health.health_report`);
+- POST /shorten and POST /urls from anonymous JSON clients (app/api/fast_create.py).
 
 Everything else (uncached codes, gone links, blocked clients, a failing database, every other path
 and method) goes to Flask unchanged. Its answers carry an X-Request-ID, are counted in the metrics
@@ -28,6 +29,7 @@ from time import perf_counter
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
+from app.api.fast_create import CREATE_PATHS, FastCreate
 from app.api.headers import DEFAULT_HEADERS, security_headers
 from app.api.limits import client_of
 from app.api.metrics import FAST_ROUTE, STARTED
@@ -38,9 +40,9 @@ from app.services.health import health_report
 from app.services.links import is_unknown_code, resolve_cached
 
 STATUS_LINES = {
-    status: f"{status} {HTTP_STATUS_CODES[status].upper()}" for status in (200, 301, 302, 307, 308, 404)
+    status: f"{status} {HTTP_STATUS_CODES[status].upper()}"
+    for status in (200, 201, 301, 302, 307, 308, 404, 503)
 }
-EMPTY = (b"",)
 HEALTH_PATH = "/health"
 HEALTH_REPORT = "shortener.health_report"  # environ key: the report the fast path already made
 JSON_HEADERS = [("Content-Type", "application/json")]
@@ -58,6 +60,7 @@ class FastRedirect:
         self.no_store = fixed.pop("Cache-Control")  # set per answer, below
         self.fixed_headers = list(fixed.items())
         self.observer = app.extensions["request_observer"]  # metrics and access log (app/api/metrics.py)
+        self.create = FastCreate(app, self._send)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = perf_counter()
@@ -70,6 +73,10 @@ class FastRedirect:
                 answered = self._health(environ, start_response, method, started)
             else:
                 answered = self._redirect(environ, start_response, method, started)
+            if answered is not None:
+                return answered
+        elif method == "POST" and environ["PATH_INFO"] in CREATE_PATHS:
+            answered = self.create(environ, start_response, started)
             if answered is not None:
                 return answered
         environ[STARTED] = started  # Flask's request hooks time the request from here
@@ -101,7 +108,7 @@ class FastRedirect:
                     ("Cache-Control", cache_control_of(target)),
                     ("Content-Length", "0"),
                 ],
-                EMPTY,
+                b"",
             )
         if (
             method == "GET"
@@ -132,7 +139,7 @@ class FastRedirect:
         body = (json.dumps(fields, separators=(",", ":")) + "\n").encode()
         headers = [*JSON_HEADERS, ("Content-Length", str(len(body))), ("Cache-Control", self.no_store)]
         return self._send(
-            environ, start_response, method, started, client_of(environ), 200, headers, (body,), HEALTH_PATH
+            environ, start_response, method, started, client_of(environ), 200, headers, body, HEALTH_PATH
         )
 
     def _send(
@@ -144,16 +151,16 @@ class FastRedirect:
         client: str,
         status: int,
         headers: list[tuple[str, str]],
-        body: Iterable[bytes],
+        body: bytes,
         route: str = FAST_ROUTE,
-    ) -> Iterable[bytes]:
+    ) -> list[bytes]:
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         start_response(STATUS_LINES[status], [*headers, ("X-Request-ID", request_id), *self.fixed_headers])
         self.observer.fast_answer(method, status, route, environ["PATH_INFO"], client, request_id, started)
-        return body
+        return [body]  # a list: granian sends it in one call, where it iterates anything else
 
     @functools.cached_property
-    def not_found(self) -> tuple[tuple[bytes], list[tuple[str, str]]]:
+    def not_found(self) -> tuple[bytes, list[tuple[str, str]]]:
         """The body and headers of the redirect route's 404, rendered once by the error handler."""
         with self.app.app_context():
             response = render(LinkNotFound())
@@ -165,7 +172,7 @@ class FastRedirect:
         ]
         # Vary: Accept, as on Flask's answer: a browser asking for HTML gets the HTML page (app/web).
         vary = [("Vary", "Accept")]
-        return (body,), [
+        return body, [
             *headers,
             *vary,
             ("Content-Length", str(len(body))),

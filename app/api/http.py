@@ -87,10 +87,19 @@ def _host_base(scheme: str, host: str) -> str:
 
 def own_netlocs() -> frozenset[str]:
     """The host:port pairs this service answers on (configured base URL and the request's host)."""
-    base = public_base()
-    if request.host:
-        return _own_netlocs(base, _host_base(request.scheme, request.host))
-    return _own_netlocs(base)
+    return addresses_of(settings().base_url, request.scheme, request.host)[1]
+
+
+def addresses_of(base_url: str | None, scheme: str, host: str) -> tuple[str, frozenset[str]]:
+    """`public_base()` and `own_netlocs()` of a request to `host` (validated, "" when invalid) over
+    `scheme`, for a service configured with `base_url`; InvalidHost when neither gives a base."""
+    if not host:
+        if not base_url:
+            raise InvalidHost()
+        return base_url, _own_netlocs(base_url)
+    from_host = _host_base(scheme, host)
+    base = base_url or from_host
+    return base, _own_netlocs(base, from_host)
 
 
 @functools.lru_cache(maxsize=1024)
