@@ -16,6 +16,7 @@ and renders them.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable
 
@@ -29,7 +30,7 @@ from app.api.http import addresses_of, link_json
 from app.api.limits import client_of
 from app.api.schemas import CreateLinkRequest, parse_json_body
 from app.db import UNAVAILABLE_ERRORS, release_after_failure
-from app.errors import DatabaseUnavailable, InvalidHost, render
+from app.errors import AppError, DatabaseUnavailable, InvalidHost, render
 from app.services import links
 
 CREATE_PATHS = ("/shorten", "/urls")  # the create route's rules, which are also its metrics labels
@@ -58,6 +59,11 @@ class FastCreate:
         self.send = send  # FastRedirect._send: status line, request id, fixed headers, metrics, log
         self.json_type = app.response_class(mimetype=app.json.mimetype).content_type
 
+    @functools.cached_property
+    def unavailable(self) -> tuple[bytes, list[tuple[str, str]]]:
+        """The body and headers of the route's 503 when the database fails, rendered once."""
+        return rendered_error(self.app, DatabaseUnavailable())
+
     def json_body(self, value: object) -> bytes:
         """`value` as `jsonify` renders it (compact unless the app is in debug mode, a newline at the
         end), without building a response object."""
@@ -78,9 +84,9 @@ class FastCreate:
         client = client_of(environ)
         route = environ["PATH_INFO"]
         try:
-            body = parse_json_body(data, CreateLinkRequest)
+            request = parse_json_body(data, CreateLinkRequest)
             link = links.create_link(
-                links.NewLink(**body.model_dump()),
+                links.NewLink(**request.model_dump()),
                 self.settings,
                 cache=self.extensions["link_cache"],
                 own_netlocs=addresses[1],
@@ -88,16 +94,7 @@ class FastCreate:
         except UNAVAILABLE_ERRORS:
             # The commit's answer may be what was lost: never run the create again, answer the 503.
             release_after_failure()
-            with self.app.app_context():
-                error = render(DatabaseUnavailable())
-            body = error.get_data()
-            headers = [
-                (k, v) for k, v in error.headers.items() if k not in ("Content-Length", "Cache-Control")
-            ]
-            headers += [
-                ("Content-Length", str(len(body))),
-                ("Cache-Control", error.headers.get("Cache-Control", NO_STORE)),
-            ]
+            body, headers = self.unavailable
             return self.send(environ, start_response, "POST", started, client, 503, headers, body, route)
         except Exception:  # invalid input, alias taken: raised before anything was stored
             return None  # the route runs the request and renders the error
@@ -134,3 +131,13 @@ class FastCreate:
             return addresses_of(self.settings.base_url, environ["wsgi.url_scheme"], host)
         except (SecurityError, InvalidHost):
             return None
+
+
+def rendered_error(app: Flask, error: AppError) -> tuple[bytes, list[tuple[str, str]]]:
+    """The body and headers of `error` as Flask's error handler renders it, with the Content-Length
+    and Cache-Control of a fast-path answer (`send` adds the rest)."""
+    with app.app_context():
+        response = render(error)
+    body = response.get_data()
+    headers = [(name, value) for name, value in response.headers.items() if name != "Content-Length"]
+    return body, [*headers, ("Content-Length", str(len(body))), ("Cache-Control", NO_STORE)]

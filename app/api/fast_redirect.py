@@ -29,12 +29,12 @@ from time import perf_counter
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
-from app.api.fast_create import CREATE_PATHS, FastCreate
+from app.api.fast_create import CREATE_PATHS, FastCreate, rendered_error
 from app.api.headers import DEFAULT_HEADERS, security_headers
 from app.api.limits import client_of
 from app.api.metrics import FAST_ROUTE, STARTED
 from app.api.redirect import cache_control_of, visit_of
-from app.errors import LinkNotFound, render
+from app.errors import LinkNotFound
 from app.logs import request_id_from
 from app.services.health import health_report
 from app.services.links import is_unknown_code, resolve_cached
@@ -162,22 +162,9 @@ class FastRedirect:
     @functools.cached_property
     def not_found(self) -> tuple[bytes, list[tuple[str, str]]]:
         """The body and headers of the redirect route's 404, rendered once by the error handler."""
-        with self.app.app_context():
-            response = render(LinkNotFound())
-        body = response.get_data()
-        headers = [
-            (name, value)
-            for name, value in response.headers.items()
-            if name not in ("Content-Length", "Cache-Control")
-        ]
+        body, headers = rendered_error(self.app, LinkNotFound())
         # Vary: Accept, as on Flask's answer: a browser asking for HTML gets the HTML page (app/web).
-        vary = [("Vary", "Accept")]
-        return body, [
-            *headers,
-            *vary,
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", self.no_store),
-        ]
+        return body, [*headers, ("Vary", "Accept")]
 
 
 def may_prefer_html(accept: str) -> bool:

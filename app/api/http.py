@@ -71,12 +71,7 @@ def presented_key() -> str | None:
 
 def public_base() -> str:
     """The base of short URLs: BASE_URL when configured, else the (proxy-aware) request host."""
-    configured = settings().base_url
-    if configured:
-        return configured
-    if not request.host:  # werkzeug blanks a Host header it finds invalid
-        raise InvalidHost()
-    return _host_base(request.scheme, request.host)
+    return addresses_of(settings().base_url, request.scheme, request.host)[0]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -91,7 +86,8 @@ def own_netlocs() -> frozenset[str]:
 
 
 def addresses_of(base_url: str | None, scheme: str, host: str) -> tuple[str, frozenset[str]]:
-    """`public_base()` and `own_netlocs()` of a request to `host` (validated, "" when invalid) over
+    """`public_base()` and `own_netlocs()` of a request to `host` (validated: werkzeug blanks a Host
+    header it finds invalid) over
     `scheme`, for a service configured with `base_url`; InvalidHost when neither gives a base."""
     if not host:
         if not base_url:
