@@ -64,6 +64,7 @@ def test_prepare_database_migrates_and_installs_initial_key(settings, tmp_path):
             "0002_link_management",
             "0003_click_analytics",
             "0004_link_change_notify",
+            "0005_lighter_writes",
         ]
         assert prepare_database(fresh) == []
         with db.connection_context():

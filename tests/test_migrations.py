@@ -49,6 +49,7 @@ def test_cli_status_exits_1_with_pending_migrations(app, tmp_path, monkeypatch):
 
 
 NOTIFY = "0004_link_change_notify"
+LIGHTER = "0005_lighter_writes"
 
 
 def test_upgrade_from_first_schema_keeps_existing_links(scratch_database):
@@ -60,7 +61,7 @@ def test_upgrade_from_first_schema_keeps_existing_links(scratch_database):
             "INSERT INTO link (code, target_url, created_at) VALUES "
             "('keepme1', 'https://example.com/kept', '2025-01-01 00:00:00.000000+00:00')"
         )
-        assert migrate.upgrade(old) == ["0002_link_management", "0003_click_analytics", NOTIFY]
+        assert migrate.upgrade(old) == ["0002_link_management", "0003_click_analytics", NOTIFY, LIGHTER]
         row = old.execute_sql(
             "SELECT code, target_url, created_at, updated_at, is_active, click_count, human_click_count, "
             "owner_id, deleted_at FROM link"
@@ -79,7 +80,7 @@ def test_click_analytics_upgrade_counts_earlier_clicks_as_human(scratch_database
             "('counted', 'https://example.com', '2025-01-01 00:00:00+00:00', '2025-01-01 00:00:00+00:00', "
             "true, 7)"
         )
-        assert migrate.upgrade(database) == ["0003_click_analytics", NOTIFY]
+        assert migrate.upgrade(database) == ["0003_click_analytics", NOTIFY, LIGHTER]
         assert database.execute_sql("SELECT human_click_count FROM link").fetchone()[0] == 7
 
 
@@ -88,6 +89,10 @@ def test_migrations_revert_cleanly_one_by_one(scratch_database):
     with database.connection_context():
         migrate.upgrade(database)
         runner = migrate.runner(database)
+        assert "link_owner_id" not in {index.name for index in database.get_indexes("link")}
+        assert runner.down() == [LIGHTER]
+        assert "link_owner_id" in {index.name for index in database.get_indexes("link")}
+        assert all(database.get_foreign_keys(table) for table in ("click", "click_rollup", "daily_visitor"))
         assert runner.down() == [NOTIFY]
         assert runner.down() == ["0003_click_analytics"]
         assert not {"click", "click_rollup", "daily_visitor", "visitor_salt"} & set(database.get_tables())
@@ -95,4 +100,4 @@ def test_migrations_revert_cleanly_one_by_one(scratch_database):
         assert runner.down() == ["0002_link_management"]
         assert "app_user" not in database.get_tables()
         assert {c.name for c in database.get_columns("link")} == {"id", "code", "target_url", "created_at"}
-        assert migrate.upgrade(database) == ["0002_link_management", "0003_click_analytics", NOTIFY]
+        assert migrate.upgrade(database) == ["0002_link_management", "0003_click_analytics", NOTIFY, LIGHTER]

@@ -28,7 +28,8 @@ class Link(BaseModel):
     target_url = TextField()
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
-    owner = ForeignKeyField(User, null=True, backref="links", on_delete="SET NULL")
+    # No index of its own: (owner, id) below serves every lookup by owner (migration 0005).
+    owner = ForeignKeyField(User, null=True, backref="links", on_delete="SET NULL", index=False)
     title = CharField(max_length=200, null=True)
     expires_at = UTCDateTimeField(null=True)
     max_clicks = BigIntegerField(null=True)

@@ -77,12 +77,15 @@ class KnownCodes:
     def add(self, code: str) -> None:
         """Remember that `code` has (or had) a row: called for every created or renamed code."""
         # The filter being built first: if `finish_load` swaps it in meanwhile, the code is in it.
+        # Counted only when new to the filter: each creation is added up to three times (by the
+        # creating process, its invalidation and its notification), and counting those would ask for
+        # a reload, a full read of the table, three times too early.
         building = self._building
-        if building is not None:
+        if building is not None and code not in building:
             building.add(code)
             self._building_count += 1
         current = self._filter
-        if current is not None:
+        if current is not None and code not in current:
             current.add(code)
             self._count += 1
 
@@ -127,7 +130,8 @@ class KnownCodes:
 
     @property
     def count(self) -> int:
-        """Codes in the current filter (loaded plus added since; a code added twice counts twice)."""
+        """Codes in the current filter (loaded plus added since; a code added again is not counted again,
+        nor is a new one the filter mistakes for a known one)."""
         return self._count
 
     @property

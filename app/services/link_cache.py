@@ -48,6 +48,9 @@ class LinkCache:
         # Codes with a row, for answering unknown codes without the database (services.known_codes):
         # every code this cache hears about (created, renamed, edited) is added to it.
         self.known_codes = known_codes
+        # Set by this process's change listener: tells the other processes about a code created
+        # here (services.link_events); None: the database's trigger does it.
+        self.announce: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._generation = 0
         self.hits = 0

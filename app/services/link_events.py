@@ -15,7 +15,9 @@ without the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import select
 import threading
 import time
@@ -30,6 +32,12 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "shortener_link_changed"
 PROBE_PREFIX = "~probe~"  # "~" never appears in a code
+# Codes this process created, announced by the listener: several per notification, one per line
+# (codes never contain a newline), each notification under PostgreSQL's 8000-byte payload limit.
+PAYLOAD_BYTES = 7000
+OUTBOX_LIMIT = 100_000  # announcements kept for a reconnect; older ones are left to the sweep
+# The sweep: codes committed since the previous sweeps (see `_sweep`).
+CODES_SINCE = "SELECT id, code FROM link WHERE id > %s ORDER BY id"
 # One chunk of the known-codes load (codes never contain a newline).
 KNOWN_CODES_CHUNK = (
     "SELECT count(*), max(id), string_agg(code, E'\\n') "
@@ -49,6 +57,7 @@ class LinkChangeListener:
         retry_delays: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0),
         load_chunk: int = 100_000,
         batch_window: float = 0.005,
+        sweep_interval: float = 5.0,
     ) -> None:
         self._connect_kwargs = connect_kwargs
         # After applying notifications, the listener lets the next ones gather this long before it
@@ -67,6 +76,15 @@ class LinkChangeListener:
         self._probe: str | None = None
         self._fileno: int | None = None  # the LISTEN connection's socket while connected
         self._busy = False  # the listener is using its connection: notifications may be unapplied
+        # Announcements: codes created by this process wait here until the listener thread sends
+        # them (`announce`); a byte on the wake pipe tells it there are some.
+        self._outbox: list[str] = []
+        self._outbox_lock = threading.Lock()
+        self._wake: tuple[int, int] | None = None  # (read, write) ends, made in the listening process
+        self.sweep_interval = sweep_interval
+        self._sweep_from = 0  # the sweep reads codes with a greater id...
+        self._sweep_next = 0  # ...and the next one those above the greatest id this one saw
+        self.swept = 0  # codes the sweep found that no notification had announced (tests, logs)
 
     def ensure_started(self) -> None:
         """Start the thread in this process if it is not running (a thread does not survive fork)."""
@@ -77,6 +95,13 @@ class LinkChangeListener:
                 return
             self._pid = current_pid()
             self.cache.notified = False
+            self.cache.announce = None
+            with self._outbox_lock:
+                self._outbox = []  # a parent's announcements are not this process's to send
+            read, write = os.pipe()
+            os.set_blocking(read, False)
+            os.set_blocking(write, False)
+            self._wake = (read, write)
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="link-events", daemon=True)
             self._thread.start()
@@ -84,8 +109,10 @@ class LinkChangeListener:
     def stop(self) -> None:
         """Stop listening (the cache falls back to its short TTL)."""
         self._stop.set()
+        self.cache.announce = None
         thread = self._thread
         if thread is not None and thread.is_alive() and self._pid == current_pid():
+            self._signal()
             thread.join(timeout=self.heartbeat + 2)
         self.cache.notified = False
         self._pid = None
@@ -123,8 +150,10 @@ class LinkChangeListener:
             self._fileno = connection.fileno()
             if self.cache.known_codes is not None:
                 self._load_known_codes(connection)
+            self.cache.announce = self.announce  # creates here skip the trigger from now on
             self._pump(connection)
         finally:
+            self.cache.announce = None  # the trigger announces again until the next LISTEN
             self.cache.notified = False
             self._fileno = None
             if self.cache.known_codes is not None:
@@ -139,13 +168,19 @@ class LinkChangeListener:
         heartbeat, else it reconnects, and the cache falls back to its short TTL meanwhile.
         """
         quiet_since = time.monotonic()
+        next_sweep = time.monotonic() + self.sweep_interval
         sequence = 0
         known = self.cache.known_codes
+        assert self._wake is not None
+        wake = self._wake[0]
         while not self._stop.is_set():
-            readable, _, _ = select.select([connection], [], [], min(1.0, self.heartbeat))
+            readable, _, _ = select.select([connection, wake], [], [], min(1.0, self.heartbeat))
             self._busy = True  # from here until the loop waits again, notifications may be unapplied
             try:
-                if readable:
+                if wake in readable:
+                    _drain(wake)
+                self._send_announcements(connection)
+                if connection in readable:
                     connection.poll()
                 if self._apply(connection):  # also those psycopg2 collected while running a query
                     quiet_since = time.monotonic()
@@ -159,6 +194,9 @@ class LinkChangeListener:
                     quiet_since = time.monotonic()
                 if known is not None and known.needs_reload:
                     self._load_known_codes(connection)
+                if known is not None and known.loaded and time.monotonic() >= next_sweep:
+                    self._sweep(connection)
+                    next_sweep = time.monotonic() + self.sweep_interval
             finally:
                 self._busy = False
             if readable and self.batch_window:
@@ -174,8 +212,71 @@ class LinkChangeListener:
             if payload == self._probe:
                 self._probe = None
             elif not payload.startswith(PROBE_PREFIX):  # other processes' probes are no codes
-                self.cache.invalidate(payload)  # also adds the code to the known codes
+                for code in payload.split("\n"):  # a process's announcement may name several
+                    self.cache.invalidate(code)  # also adds the code to the known codes
         return True
+
+    def announce(self, code: str) -> None:
+        """Tell every process that `code` was just created here (its insert skipped the trigger).
+
+        Called by the creating request after the commit; the listener thread sends the codes that
+        gathered meanwhile in one notification, so creates never wait for it and never serialise
+        on the lock PostgreSQL takes for a NOTIFY until its transaction's commit is flushed.
+        """
+        with self._outbox_lock:
+            self._outbox.append(code)
+            if len(self._outbox) > 1:
+                return  # the listener was woken for the first one and has not taken them yet
+        self._signal()
+
+    def _signal(self) -> None:
+        if self._wake is not None:
+            with contextlib.suppress(OSError):  # full (the listener is woken anyway), or closed
+                os.write(self._wake[1], b"!")
+
+    def _send_announcements(self, connection: psycopg2.extensions.connection) -> None:
+        with self._outbox_lock:
+            codes, self._outbox = self._outbox, []
+        if not codes:
+            return
+        try:
+            with connection.cursor() as cursor:
+                for payload in payloads(codes):
+                    cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        except BaseException:
+            # Sent again after the reconnect (a code announced twice is harmless); past the limit,
+            # the oldest are left to the other processes' sweeps.
+            with self._outbox_lock:
+                self._outbox[:0] = codes
+                dropped = len(self._outbox) - OUTBOX_LIMIT
+                if dropped > 0:
+                    del self._outbox[:dropped]
+                    log.warning("link change listener: %d announcements dropped while disconnected", dropped)
+            raise
+
+    def _sweep(self, connection: psycopg2.extensions.connection) -> None:
+        """Add to the known codes what no notification announced: the safety net of `announce`.
+
+        A process that dies between a create's commit and its announcement leaves a code the other
+        processes' filters do not hold. Every `sweep_interval` the listener reads the codes with an
+        id above the greatest one it had seen two sweeps ago, so a row is found even if its id was
+        drawn before the previous sweep and committed after it; the ones missing from the filter
+        are added (and any cached miss of them dropped). Cost: one index range read per interval.
+        """
+        known = self.cache.known_codes
+        assert known is not None
+        with connection.cursor() as cursor:
+            cursor.execute(CODES_SINCE, (self._sweep_from,))
+            rows = cursor.fetchall()
+        self._apply(connection)  # what arrived during the query: the filter is as current as can be
+        missed = [code for _, code in rows if not known.may_exist(code)]
+        for code in missed:
+            self.cache.invalidate(code)
+        if missed:
+            self.swept += len(missed)
+            log.warning("link change listener: %d new codes had not been announced", len(missed))
+        newest = rows[-1][0] if rows else self._sweep_next
+        self._sweep_from, self._sweep_next = self._sweep_next, max(self._sweep_next, newest)
 
     def _load_known_codes(self, connection: psycopg2.extensions.connection) -> None:
         """(Re)build the known-codes filter from the table, in id order, a chunk per query.
@@ -191,7 +292,9 @@ class LinkChangeListener:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT coalesce(max(id), 0) FROM link")
-                known.begin_load(cursor.fetchone()[0])
+                greatest = cursor.fetchone()[0]
+                known.begin_load(greatest)
+                self._sweep_from = self._sweep_next = greatest  # the sweep reads what came after
                 after = 0
                 while True:
                     if self._stop.is_set():
@@ -238,6 +341,31 @@ class LinkChangeListener:
         except (OSError, ValueError):  # closed under us: the listener is reconnecting
             return False
         return not readable and not self._busy and not known.may_exist(code)
+
+
+def payloads(codes: list[str]) -> list[str]:
+    """`codes` one per line, in as few notification payloads of at most PAYLOAD_BYTES as fit."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for code in codes:
+        length = len(code.encode()) + 1
+        if current and size + length > PAYLOAD_BYTES:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        current.append(code)
+        size += length
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 class NotificationsLost(Exception):

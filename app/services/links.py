@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from peewee import Expression, IntegrityError
 
 from app.config import Settings
-from app.db import db, utcnow
+from app.db import db, is_postgres, utcnow
 from app.errors import (
     AliasTaken,
     CodeSpaceExhausted,
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from app.services.link_events import LinkChangeListener
 
 MAX_PAGE_SIZE = 1000
+# Set (per transaction) to the code of the link being inserted: the change trigger skips that row,
+# the process announces it itself (migration 0005).
+UNANNOUNCED_SETTING = "shortener.unannounced_code"
+Announce = Callable[[str], None]
 # Permanent redirects may be cached by clients; temporary ones come back on every click.
 PERMANENT_STATUSES = (301, 308)
 EDITABLE = ("url", "title", "expires_at", "max_clicks", "redirect_type", "is_active")
@@ -85,16 +90,22 @@ def create_link(
     fields = new_link_fields(
         new, normalize_target(new.url, settings, own_netlocs), owner_id=owner_id, now=now
     )
-    link = _insert_alias(new.alias, fields) if new.alias is not None else _insert_random(settings, fields)
+    # With a change listener in this process, it announces the new code to the other processes
+    # (`LinkCache.announce`); otherwise the database's trigger does, inside the insert's commit.
+    announce = cache.announce if cache is not None else None
+    if new.alias is not None:
+        link = _insert_alias(new.alias, fields, announce)
+    else:
+        link = _insert_random(settings, fields, announce)
     if cache is not None:  # drop a cached "no such code" (an alias probed before it existed)
         cache.created(link.code)
     return link
 
 
-def _insert_random(settings: Settings, fields: dict[str, Any]) -> Link:
+def _insert_random(settings: Settings, fields: dict[str, Any], announce: Announce | None = None) -> Link:
     for _ in range(settings.code_attempts):
         try:
-            return _insert(generate_code(settings.code_length), fields)
+            return _insert(generate_code(settings.code_length), fields, announce)
         except IntegrityError:
             continue  # the database says the code is taken: draw again
     raise CodeSpaceExhausted()
@@ -105,39 +116,63 @@ def _forget(cache: LinkCache | None, code: str) -> None:
         cache.invalidate(code)
 
 
-def _insert(code: str, fields: dict[str, Any]) -> Link:
+def _insert(code: str, fields: dict[str, Any], announce: Announce | None = None) -> Link:
     link = Link(code=code, **fields)  # the model's defaults filled in
     if not db.in_transaction():
         # One statement is atomic on its own: committed on return in one round trip, where
         # BEGIN / INSERT / COMMIT took three (a third of a create's time on PostgreSQL).
-        _insert_row(link)
+        if announce is None or not is_postgres():
+            _insert_row(link)
+            return link
+        # The trigger's NOTIFY would serialise every create's commit, fsync included, behind one
+        # lock: the insert tells the trigger to stay quiet, and the code is announced once
+        # committed, batched with others (migration 0005, services.link_events).
+        _insert_row(link, unannounced=True)
+        announce(code)
         return link
+    # In a transaction: the trigger announces the code when (and only if) the transaction commits.
     with db.atomic():  # a savepoint when nested, so one collision does not abort the caller
         _insert_row(link)
     return link
 
 
-def _insert_row(link: Link) -> None:
+def _insert_row(link: Link, *, unannounced: bool = False) -> None:
     """INSERT a new `link` and set its id, with SQL rendered once per database type and column set
-    (peewee builds it anew for every insert: a sixth of a create's time)."""
+    (peewee builds it anew for every insert: a sixth of a create's time). `unannounced`
+    (PostgreSQL): the change trigger sends no notification for this row; the caller announces it."""
     data = link.__data__
-    sql, columns, returning = _insert_sql(type(db.obj), frozenset(data) - {"id"})
+    sql, columns, returning = _insert_sql(type(db.obj), frozenset(data) - {"id"}, unannounced)
     fields = Link._meta.fields
-    cursor = db.execute_sql(sql, [fields[name].db_value(data[name]) for name in columns])
+    params = [fields[name].db_value(data[name]) for name in columns]
+    if unannounced:
+        params.append(data["code"])
+    cursor = db.execute_sql(sql, params)
     link.id = cursor.fetchone()[0] if returning else cursor.lastrowid
     link._dirty.clear()
 
 
 @functools.cache
-def _insert_sql(_database_type: type, names: frozenset[str]) -> tuple[str, tuple[str, ...], bool]:
+def _insert_sql(
+    _database_type: type, names: frozenset[str], unannounced: bool = False
+) -> tuple[str, tuple[str, ...], bool]:
     """The INSERT of a link with these columns as peewee renders it, its columns in the order of
-    its parameters, and whether it returns the id."""
+    its parameters, and whether it returns the id.
+
+    `unannounced` (PostgreSQL): the row comes from a SELECT that first sets `UNANNOUNCED_SETTING`
+    to its code for this transaction, so the change trigger (its WHEN clause) skips exactly that
+    row; one more parameter, the code, follows the columns'.
+    """
     fields = Link._meta.fields
     query = Link.insert({fields[name]: None for name in names})
     sql = query.sql()[0]
     listed = sql[sql.index("(") + 1 : sql.index(")")]
     by_column = {field.column_name: name for name, field in fields.items()}
     columns = tuple(by_column[column.strip().strip('"`')] for column in listed.split(","))
+    if unannounced:
+        head, values = sql.split(" VALUES (", 1)
+        placeholders, tail = values.split(")", 1)
+        flag = f"(SELECT set_config('{UNANNOUNCED_SETTING}', %s, true)) AS unannounced"
+        sql = f"{head} SELECT {placeholders} FROM {flag}{tail}"  # noqa: S608 (peewee's SQL, a constant)
     return sql, columns, " RETURNING " in sql
 
 
@@ -161,9 +196,9 @@ def new_link_fields(new: NewLink, target_url: str, *, owner_id: int | None, now:
     }
 
 
-def _insert_alias(alias: str, fields: dict[str, Any]) -> Link:
+def _insert_alias(alias: str, fields: dict[str, Any], announce: Announce | None = None) -> Link:
     try:
-        return _insert(alias, fields)
+        return _insert(alias, fields, announce)
     except IntegrityError:
         raise AliasTaken(f"The alias {alias!r} is already taken; choose another one.") from None
 

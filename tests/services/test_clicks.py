@@ -133,6 +133,43 @@ def test_flush_writes_clicks_counters_rollups_and_visitors_in_one_batch():
     assert clicks.pending(link.id) == 0 and clicks.depth() == 0 and clicks.flush() == 0
 
 
+def click_rows(link: Link) -> tuple[int, int, int]:
+    """Raw clicks, rollup rows and daily visitors stored for `link`."""
+    return (
+        Click.select().where(Click.link == link.id).count(),
+        ClickRollup.select().where(ClickRollup.link == link.id).count(),
+        DailyVisitor.select().where(DailyVisitor.link == link.id).count(),
+    )
+
+
+def test_deleting_a_link_row_deletes_its_clicks_rollups_and_visitors():
+    # Links are only ever soft-deleted by the service; a row deleted by hand (a DBA) takes its click
+    # data with it: foreign keys on SQLite, a statement trigger on PostgreSQL (migration 0005).
+    gone, kept = make_link(), make_link()
+    clicks = recorder()
+    for link in (gone, kept, gone):
+        clicks.record(link.id, user_agent=CHROME, client_ip="203.0.113.9", now=NOON)
+    assert clicks.flush() == 3
+    assert click_rows(gone) == (2, 1, 1) and click_rows(kept) == (1, 1, 1)
+    Link.delete().where(Link.id == gone.id).execute()
+    assert click_rows(gone) == (0, 0, 0)
+    assert click_rows(kept) == (1, 1, 1)
+
+
+def test_clicks_of_a_link_deleted_before_the_flush_are_dropped_and_counted_the_rest_written():
+    gone, kept = make_link(), make_link()
+    clicks = recorder()
+    clicks.record(gone.id, user_agent=CHROME, now=NOON)
+    clicks.record(kept.id, user_agent=CHROME, now=NOON)
+    clicks.record(kept.id, user_agent=GOOGLEBOT, now=NOON)
+    Link.delete().where(Link.id == gone.id).execute()
+    assert clicks.flush() == 2
+    assert clicks.dropped == 1 and clicks.depth() == 0 and clicks.pending(gone.id) == 0
+    assert click_rows(gone) == (0, 0, 0)
+    assert (stored(kept).click_count, stored(kept).human_click_count) == (2, 1)
+    assert click_rows(kept) == (2, 2, 2)
+
+
 def test_rollups_add_up_across_flushes():
     link = make_link()
     clicks = recorder()
@@ -235,11 +272,12 @@ def refuse_poison(monkeypatch, settings, error: Exception, *, after_write=None) 
     original = getattr(clicks_module, name)
 
     def write(rows):
-        original(rows)
+        orphaned = original(rows)
         if any(row[2] == "poison.example" for row in rows):
             raise error
         if after_write is not None:
             after_write(rows)
+        return orphaned
 
     monkeypatch.setattr(clicks_module, name, write)
 
@@ -351,7 +389,7 @@ def test_an_outage_while_isolating_a_refused_click_keeps_what_is_not_written(mon
         def write(rows):
             if down:
                 raise OperationalError("server closed the connection unexpectedly")
-            original(rows)
+            return original(rows)
 
         patch.setattr(clicks_module, name, write)
         assert clicks.flush() == 1  # [a] written; the database went away before [poison] and [b, c]

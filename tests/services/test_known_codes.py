@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -113,20 +114,40 @@ def test_needs_reload_once_more_codes_were_added_than_it_was_sized_for():
     assert not known.needs_reload and known.count == 11
 
 
+def test_a_code_added_again_is_counted_once_and_does_not_bring_a_reload_closer():
+    known = loaded_with(["abc1234"], min_capacity=2, headroom=1.0)  # capacity 2
+    for _ in range(3):  # created here: added by the creation, its invalidation and its notification
+        known.add("created1")
+    assert known.count == 2 and not known.needs_reload
+    known.begin_load(2)
+    known.add("created2")
+    known.add("created2")
+    known.load(["abc1234", "created1"])
+    known.finish_load()
+    assert known.count == 3  # the two loaded, and created2 once
+
+
+def fill_to(known: KnownCodes, count: int) -> None:
+    """Add codes the filter has not seen (a false positive would not be counted) up to `count`."""
+    candidates = (f"code{i}" for i in itertools.count())
+    while known.count < count:
+        code = next(candidates)
+        if not known.may_exist(code):
+            known.add(code)
+
+
 def test_capacity_is_the_expected_count_times_the_headroom_or_the_minimum():
     small = loaded_with([], min_capacity=1000, headroom=2.0)
-    for i in range(1000):
-        small.add(f"code{i}")
+    fill_to(small, 1000)
     assert not small.needs_reload  # the minimum applies to an empty table
-    small.add("one-more")
+    fill_to(small, 1001)
     assert small.needs_reload
     roomy = KnownCodes(min_capacity=1, headroom=2.0)
     roomy.begin_load(100)
     roomy.finish_load()
-    for i in range(200):
-        roomy.add(f"code{i}")
+    fill_to(roomy, 200)
     assert not roomy.needs_reload  # 100 expected, twice that fits
-    roomy.add("one-more")
+    fill_to(roomy, 201)
     assert roomy.needs_reload
 
 

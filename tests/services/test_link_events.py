@@ -12,9 +12,10 @@ import pytest
 
 from app.db import db
 from app.models import Link
+from app.services import links
 from app.services.known_codes import KnownCodes
 from app.services.link_cache import UNCACHED, LinkCache
-from app.services.link_events import LinkChangeListener, listener_kwargs
+from app.services.link_events import PAYLOAD_BYTES, LinkChangeListener, listener_kwargs, payloads
 from tests.api.test_concurrency import in_own_thread
 from tests.factories import make_link
 
@@ -360,3 +361,141 @@ def test_knows_absent_never_denies_a_code_applied_while_it_was_asking(idle_liste
     answer = listener.knows_absent("kc-race")
     assert listener.cache.known_codes.may_exist("kc-race")
     assert answer is False
+
+
+# Creates through a process whose listener is connected skip the trigger's NOTIFY (it would serialise
+# every create's commit); the listener announces the codes itself, and sweeps up what it never did.
+
+
+class Notifications:
+    """A plain LISTEN connection: what the channel carried, and from which backend."""
+
+    def __init__(self) -> None:
+        self.connection = psycopg2.connect(**listener_kwargs(db.obj))
+        self.connection.autocommit = True
+        with self.connection.cursor() as cursor:
+            cursor.execute("LISTEN shortener_link_changed")
+
+    def naming(self, code: str, wait: float = 0.3) -> list[int]:
+        """The backend pids of the notifications that named `code`, after waiting `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            select.select([self.connection], [], [], left)
+            self.connection.poll()
+        return [n.pid for n in self.connection.notifies if code in n.payload.split("\n")]
+
+    def clear(self) -> None:
+        """Forget what arrived so far (after waiting for what is on its way)."""
+        self.naming("")
+        self.connection.notifies.clear()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def notifications(postgres_only):
+    seen = Notifications()
+    yield seen
+    seen.close()
+
+
+def create_committed(code: str, cache: LinkCache) -> Link:
+    """Create `code` through the service on a connection of its own (committed, no outer transaction)."""
+    fields = links.new_link_fields(
+        links.NewLink(url="https://example.com/announced"),
+        "https://example.com/announced",
+        owner_id=None,
+        now=datetime.now(UTC),
+    )
+    return in_own_thread(lambda: links._insert(code, fields, cache.announce))
+
+
+def listener_pid(listener: LinkChangeListener) -> int:
+    """The backend pid of the listener's connection (its application_name is TEST_LISTENER)."""
+    connection = psycopg2.connect(**listener_kwargs(db.obj))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (TEST_LISTENER,))
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_a_create_here_is_announced_once_by_the_listener_not_by_the_trigger(
+    filtering, committed, notifications
+):
+    listener = filtering()
+    assert listener.cache.announce is not None  # connected: creates here skip the trigger
+    committed("an-here")  # deleted afterwards; created again below through the announcing path
+    in_own_thread(lambda: Link.delete().where(Link.code == "an-here").execute())
+    notifications.clear()  # the insert's and the delete's notifications, out of the way
+    create_committed("an-here", listener.cache)
+    assert notifications.naming("an-here") == [listener_pid(listener)]  # one, from the listener
+
+
+def test_a_create_by_another_writer_is_still_announced_by_the_trigger(filtering, committed, notifications):
+    listener = filtering()
+    committed("an-dba")  # an ordinary INSERT, on a connection that never named its code
+    pids = notifications.naming("an-dba")
+    assert len(pids) == 1 and pids[0] != listener_pid(listener)
+    wait_until(lambda: listener.cache.known_codes.may_exist("an-dba"))
+
+
+def test_announcements_that_gather_are_sent_together_and_each_code_is_applied(filtering, committed):
+    listener = filtering()
+    known = listener.cache.known_codes
+    codes = [f"an-many{i}" for i in range(50)]
+    for code in codes:
+        committed(code)  # announced by the trigger: unknown to `other` below unless announced
+    other = filtering()  # a second process, loaded already with them: start from a fresh filter
+    other.cache.known_codes.reset()
+    other.cache.known_codes.begin_load(0)
+    other.cache.known_codes.finish_load()
+    assert not any(other.cache.known_codes.may_exist(code) for code in codes[:3])
+    for code in codes:
+        listener.announce(code)
+    wait_until(lambda: all(other.cache.known_codes.may_exist(code) for code in codes))
+    assert all(known.may_exist(code) for code in codes)
+
+
+def test_payloads_hold_one_code_a_line_within_the_notification_limit():
+    codes = [f"code{i:04d}" for i in range(2000)]  # 9 bytes each with its newline
+    chunks = payloads(codes)
+    assert len(chunks) == 3 and all(len(chunk.encode()) <= PAYLOAD_BYTES for chunk in chunks)
+    assert [code for chunk in chunks for code in chunk.split("\n")] == codes
+    assert payloads([]) == []
+
+
+def test_a_code_never_announced_is_found_by_the_sweep(filtering, committed, notifications):
+    # The creating process died between its commit and its announcement: nothing was sent.
+    listener = filtering(sweep_interval=0.2)
+    known = listener.cache.known_codes
+    silent = LinkCache(ttl=0.001)
+    silent.announce = lambda code: None  # skips the trigger, announces nothing
+    committed("an-lost")  # registered for the cleanup; replaced below by the silent create
+    in_own_thread(lambda: Link.delete().where(Link.code == "an-lost").execute())
+    notifications.clear()  # the insert's and the delete's notifications have reached the listener too
+    known.reset()  # forget it: a filter that never heard of the code
+    known.begin_load(0)
+    known.finish_load()
+    create_committed("an-lost", silent)
+    assert notifications.naming("an-lost", wait=0.1) == []
+    wait_until(lambda: known.may_exist("an-lost"))
+    assert listener.swept >= 1 and not listener.knows_absent("an-lost")
+
+
+def test_announcements_that_failed_to_send_are_kept_for_the_reconnect():
+    cache = LinkCache(ttl=1)
+    listener = LinkChangeListener({}, cache)
+    listener.announce("first1")
+    listener.announce("second2")
+
+    class Broken:
+        def cursor(self):
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    with pytest.raises(psycopg2.OperationalError):
+        listener._send_announcements(Broken())
+    listener.announce("third33")
+    assert listener._outbox == ["first1", "second2", "third33"]
