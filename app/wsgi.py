@@ -23,10 +23,15 @@ classify("Mozilla/5.0")
 # leave through os._exit, skipping atexit). Closing twice is harmless.
 atexit.register(app.extensions["clicks"].close)
 atexit.register(app.extensions["request_observer"].sample)  # the fast path's last second of metrics
+if "link_events" in app.extensions:  # announce the codes created here and not announced yet
+    atexit.register(app.extensions["link_events"].stop)
 
 
 def _finalize_on_exit(app: Flask) -> None:
-    """Write buffered clicks, metrics, then log lines, when this multiprocessing worker exits."""
+    """Announce the codes created here, write buffered clicks, metrics, then log lines, when this
+    multiprocessing worker exits."""
+    if "link_events" in app.extensions:
+        multiprocessing.util.Finalize(None, app.extensions["link_events"].stop, exitpriority=11)
     multiprocessing.util.Finalize(None, app.extensions["clicks"].close, exitpriority=10)
     multiprocessing.util.Finalize(None, app.extensions["request_observer"].sample, exitpriority=7)
     multiprocessing.util.Finalize(None, flush_logs, exitpriority=5)

@@ -39,6 +39,13 @@ NO_STORE = DEFAULT_HEADERS["Cache-Control"]
 Send = Callable[..., list[bytes]]
 
 
+@functools.lru_cache(maxsize=256)
+def _uri_of(base: str) -> str:
+    """`base` as werkzeug writes a Location (`iri_to_uri`); a code only holds URL-safe characters
+    (services.codes.CODE_CHARS), so base + path + code needs no more quoting."""
+    return iri_to_uri(base)
+
+
 class FastCreate:
     """Creates links for anonymous JSON requests before Flask; None means: let Flask answer."""
 
@@ -105,7 +112,7 @@ class FastCreate:
         headers = [
             ("Content-Type", self.json_type),
             ("Content-Length", str(len(body_bytes))),
-            ("Location", iri_to_uri(f"{base}/urls/{link.code}")),  # as werkzeug sends it
+            ("Location", f"{_uri_of(base)}/urls/{link.code}"),  # as werkzeug sends it
             ("Cache-Control", NO_STORE),
         ]
         return self.send(environ, start_response, "POST", started, client, 201, headers, body_bytes, route)

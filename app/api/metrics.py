@@ -67,7 +67,10 @@ CLICK_BUFFER_DEPTH = Gauge(
     "Clicks buffered in memory, not yet written (summed over live processes).",
     multiprocess_mode="livesum",
 )
-CLICKS_DROPPED = Counter("shortener_clicks_dropped_total", "Clicks dropped because the buffer was full.")
+CLICKS_DROPPED = Counter(
+    "shortener_clicks_dropped_total",
+    "Clicks not stored: the buffer was full, the database refused them, or their link was deleted.",
+)
 DB_POOL = Gauge(
     "shortener_db_pool_connections",
     "PostgreSQL pool connections by state: in_use or available (idle), summed over live processes.",

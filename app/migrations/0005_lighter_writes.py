@@ -68,9 +68,13 @@ def down(migrator, db):
         db.execute_sql("DROP TRIGGER link_deleted_clicks ON link")
         db.execute_sql("DROP FUNCTION shortener_link_deleted()")
         for table in CLICK_TABLES:
-            db.execute_sql(f"DELETE FROM {table} WHERE link_id NOT IN (SELECT id FROM link)")  # noqa: S608
+            db.execute_sql(
+                f"DELETE FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM link WHERE link.id = t.link_id)"  # noqa: S608
+            )
+            # NOT VALID, then VALIDATE: the check of existing rows takes no lock that blocks writes.
             db.execute_sql(
                 f"ALTER TABLE {table} ADD CONSTRAINT {table}_link_id_fkey FOREIGN KEY (link_id) "
-                "REFERENCES link (id) ON DELETE CASCADE"
+                "REFERENCES link (id) ON DELETE CASCADE NOT VALID"
             )
+            db.execute_sql(f"ALTER TABLE {table} VALIDATE CONSTRAINT {table}_link_id_fkey")
     db.execute_sql("CREATE INDEX IF NOT EXISTS link_owner_id ON link (owner_id)")

@@ -119,6 +119,15 @@ class LinkCache:
                 self._generation += 1
                 self._entries.pop(code, None)
 
+    def forget_miss(self, code: str) -> None:
+        """Drop a cached "no such code" for `code` (it exists), keeping a cached row."""
+        if self._entries is not None:
+            with self._lock:
+                entry = self._entries.get(code)
+                if entry is not None and entry[0] is None:
+                    self._generation += 1
+                    del self._entries[code]
+
     def created(self, code: str) -> None:
         """`code` was just created through this process: forget any cached miss, and make it known
         to the known-codes filter of every process of this server at once."""

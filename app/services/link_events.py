@@ -1,14 +1,17 @@
-"""Cross-process cache invalidation: PostgreSQL LISTEN on the channel migration 0004's trigger feeds.
+"""Cross-process cache invalidation: PostgreSQL LISTEN on the channel the change trigger feeds.
 
 Each process keeps one extra connection (outside the pool) that LISTENs. A notification names a
-code whose redirect changed (created, edited, deactivated, deleted, by any writer); the process
-drops it from its redirect cache within milliseconds of the commit. While the listener is
-connected, the cache trusts its entries for `notified_ttl`; when the connection fails, the cache
-falls back to its short `ttl` at once, and after reconnecting it is cleared (notifications sent
-meanwhile were missed).
+code whose redirect changed (created, edited, deactivated, deleted): the trigger of migrations
+0004/0005 sends it for any writer, except for the service's own creates, which the creating
+process announces itself through its listener after the commit (`announce`; a NOTIFY inside
+every create's transaction serialised all creates' commits). The process drops the code from its
+redirect cache within milliseconds. While the listener is connected, the cache trusts its entries
+for `notified_ttl`; when the connection fails, the cache falls back to its short `ttl` at once, and
+after reconnecting it is cleared (notifications sent meanwhile were missed).
 
 The listener also keeps the cache's known-codes filter (services.known_codes) current: it loads it
-from the table once LISTEN took effect, every notification adds its code, and it is dropped when
+from the table once LISTEN took effect, every notification adds its code, a periodic sweep adds
+the codes committed without one (a process that died before announcing), and it is dropped when
 the connection fails. `knows_absent` is what the redirect fast path asks before answering 404
 without the database.
 """
@@ -32,12 +35,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "shortener_link_changed"
 PROBE_PREFIX = "~probe~"  # "~" never appears in a code
-# Codes this process created, announced by the listener: several per notification, one per line
-# (codes never contain a newline), each notification under PostgreSQL's 8000-byte payload limit.
-PAYLOAD_BYTES = 7000
+# Codes this process created, announced by the listener: one notification per code (the format
+# every version reads, the trigger's), all of a batch sent by one statement in one transaction.
+ANNOUNCE = f"SELECT pg_notify('{CHANNEL}', code) FROM unnest(%s::text[]) AS code"  # noqa: S608 (constant)
 OUTBOX_LIMIT = 100_000  # announcements kept for a reconnect; older ones are left to the sweep
-# The sweep: codes committed since the previous sweeps (see `_sweep`).
-CODES_SINCE = "SELECT id, code FROM link WHERE id > %s ORDER BY id"
 # One chunk of the known-codes load (codes never contain a newline).
 KNOWN_CODES_CHUNK = (
     "SELECT count(*), max(id), string_agg(code, E'\\n') "
@@ -107,13 +108,18 @@ class LinkChangeListener:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop listening (the cache falls back to its short TTL)."""
+        """Stop listening (the cache falls back to its short TTL). The codes this process created
+        and has not announced yet are announced first (graceful shutdown: `app.wsgi`)."""
+        self.cache.announce = None  # creates from now on are announced by the trigger
         self._stop.set()
-        self.cache.announce = None
         thread = self._thread
         if thread is not None and thread.is_alive() and self._pid == current_pid():
             self._signal()
             thread.join(timeout=self.heartbeat + 2)
+        if self._pid == current_pid() and (thread is None or not thread.is_alive()) and self._wake:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
         self.cache.notified = False
         self._pid = None
 
@@ -148,10 +154,12 @@ class LinkChangeListener:
             self.connections += 1
             self._probe = None
             self._fileno = connection.fileno()
+            self.cache.announce = self.announce  # creates here skip the trigger from now on
+            self._send_announcements(connection)  # those kept from a failed send: first of all
             if self.cache.known_codes is not None:
                 self._load_known_codes(connection)
-            self.cache.announce = self.announce  # creates here skip the trigger from now on
             self._pump(connection)
+            self._send_announcements(connection)  # stopping: what was created up to `stop`
         finally:
             self.cache.announce = None  # the trigger announces again until the next LISTEN
             self.cache.notified = False
@@ -212,16 +220,15 @@ class LinkChangeListener:
             if payload == self._probe:
                 self._probe = None
             elif not payload.startswith(PROBE_PREFIX):  # other processes' probes are no codes
-                for code in payload.split("\n"):  # a process's announcement may name several
-                    self.cache.invalidate(code)  # also adds the code to the known codes
+                self.cache.invalidate(payload)  # also adds the code to the known codes
         return True
 
     def announce(self, code: str) -> None:
         """Tell every process that `code` was just created here (its insert skipped the trigger).
 
         Called by the creating request after the commit; the listener thread sends the codes that
-        gathered meanwhile in one notification, so creates never wait for it and never serialise
-        on the lock PostgreSQL takes for a NOTIFY until its transaction's commit is flushed.
+        gathered meanwhile in one statement, so creates never wait for it and never serialise on
+        the lock PostgreSQL takes for a NOTIFY until its transaction's commit is flushed.
         """
         with self._outbox_lock:
             self._outbox.append(code)
@@ -241,41 +248,52 @@ class LinkChangeListener:
             return
         try:
             with connection.cursor() as cursor:
-                for payload in payloads(codes):
-                    cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                cursor.execute(ANNOUNCE, (codes,))
         except BaseException:
-            # Sent again after the reconnect (a code announced twice is harmless); past the limit,
-            # the oldest are left to the other processes' sweeps.
+            # Sent again after the reconnect, first thing (a code announced twice is harmless);
+            # past the limit, the oldest are left to the other processes' sweeps.
             with self._outbox_lock:
                 self._outbox[:0] = codes
                 dropped = len(self._outbox) - OUTBOX_LIMIT
                 if dropped > 0:
                     del self._outbox[:dropped]
                     log.warning("link change listener: %d announcements dropped while disconnected", dropped)
+            self._signal()
             raise
 
     def _sweep(self, connection: psycopg2.extensions.connection) -> None:
-        """Add to the known codes what no notification announced: the safety net of `announce`.
+        """Make known what no notification announced: the safety net of `announce`.
 
         A process that dies between a create's commit and its announcement leaves a code the other
-        processes' filters do not hold. Every `sweep_interval` the listener reads the codes with an
-        id above the greatest one it had seen two sweeps ago, so a row is found even if its id was
-        drawn before the previous sweep and committed after it; the ones missing from the filter
-        are added (and any cached miss of them dropped). Cost: one index range read per interval.
+        processes have not heard of. Every `sweep_interval` the listener reads the codes with an id
+        above the greatest one it had seen two sweeps ago (a row is found even if its id was drawn
+        before the previous sweep and committed after it), a chunk per query, and adds those its
+        known-codes filter lacks; a cached "no such code" of any of them is dropped too.
         """
         known = self.cache.known_codes
         assert known is not None
+        after = newest = self._sweep_from
+        missed = 0
         with connection.cursor() as cursor:
-            cursor.execute(CODES_SINCE, (self._sweep_from,))
-            rows = cursor.fetchall()
-        self._apply(connection)  # what arrived during the query: the filter is as current as can be
-        missed = [code for _, code in rows if not known.may_exist(code)]
-        for code in missed:
-            self.cache.invalidate(code)
+            while True:
+                cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
+                count, last_id, codes = cursor.fetchone()
+                self._apply(connection)  # what arrived during the query first: the filter is current
+                self._send_announcements(connection)
+                if not count:
+                    break
+                for code in codes.split("\n"):
+                    if not known.may_exist(code):
+                        self.cache.invalidate(code)  # adds it to the filter
+                        missed += 1
+                    else:
+                        self.cache.forget_miss(code)
+                after = newest = last_id
+                if count < self.load_chunk:
+                    break
         if missed:
-            self.swept += len(missed)
-            log.warning("link change listener: %d new codes had not been announced", len(missed))
-        newest = rows[-1][0] if rows else self._sweep_next
+            self.swept += missed
+            log.warning("link change listener: %d new codes had not been announced", missed)
         self._sweep_from, self._sweep_next = self._sweep_next, max(self._sweep_next, newest)
 
     def _load_known_codes(self, connection: psycopg2.extensions.connection) -> None:
@@ -288,13 +306,15 @@ class LinkChangeListener:
         known = self.cache.known_codes
         assert known is not None
         started = time.monotonic()
-        self._busy = True
+        busy, self._busy = self._busy, True
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT coalesce(max(id), 0) FROM link")
                 greatest = cursor.fetchone()[0]
                 known.begin_load(greatest)
-                self._sweep_from = self._sweep_next = greatest  # the sweep reads what came after
+                # The next sweeps read what came after (keeping their lag when this is a rebuild).
+                self._sweep_from = min(self._sweep_next or greatest, greatest)
+                self._sweep_next = greatest
                 after = 0
                 while True:
                     if self._stop.is_set():
@@ -302,13 +322,14 @@ class LinkChangeListener:
                     cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
                     count, last_id, codes = cursor.fetchone()
                     self._apply(connection)
+                    self._send_announcements(connection)  # a load at 10M links takes seconds
                     if not count:
                         break
                     known.load(codes.split("\n"))
                     after = last_id
             known.finish_load()
         finally:
-            self._busy = False
+            self._busy = busy  # still True when called from the pump, which has more to do
         log.info(
             "known codes loaded: %d codes, %.1f MiB, %.2f s",
             known.count,
@@ -327,8 +348,10 @@ class LinkChangeListener:
         `code` nor a recent creation of it by a process of this server, and no notification that
         could name it on its way in: the listener is not applying any and its socket holds no
         unread data. The filter is asked again after the socket: a notification applied in between
-        is seen. A link created on another replica is known here once its notification arrives
-        (usually within microseconds of the commit, at times ~100 ms under load).
+        is seen. A link created on another replica is known here once its notification arrives:
+        within microseconds of the commit when a trigger sent it, after that replica's listener
+        sends its next batch (~1 to 5 ms) when the service created it, at times ~100 ms under load;
+        a code never announced (its process died) once the sweep finds it (≤ ~2 sweep intervals).
         """
         known = self.cache.known_codes
         if known is None or self._busy or known.may_exist(code):
@@ -341,23 +364,6 @@ class LinkChangeListener:
         except (OSError, ValueError):  # closed under us: the listener is reconnecting
             return False
         return not readable and not self._busy and not known.may_exist(code)
-
-
-def payloads(codes: list[str]) -> list[str]:
-    """`codes` one per line, in as few notification payloads of at most PAYLOAD_BYTES as fit."""
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for code in codes:
-        length = len(code.encode()) + 1
-        if current and size + length > PAYLOAD_BYTES:
-            chunks.append("\n".join(current))
-            current, size = [], 0
-        current.append(code)
-        size += length
-    if current:
-        chunks.append("\n".join(current))
-    return chunks
 
 
 def _drain(fd: int) -> None:

@@ -160,3 +160,14 @@ def test_clear_forgets_everything_and_refuses_rows_loaded_before_it():
     cache.clear()
     cache.put("def", (2,), generation)  # loaded before the clear: may predate a missed change
     assert cache.get("abc") is UNCACHED and cache.get("def") is UNCACHED and len(cache) == 0
+
+
+def test_forgetting_a_miss_keeps_cached_rows_and_drops_only_misses():
+    cache = LinkCache(ttl=60)
+    cache.put("known1", (1,))
+    cache.put("missed1", None)
+    cache.forget_miss("known1")
+    cache.forget_miss("missed1")
+    cache.forget_miss("never11")
+    assert cache.get("known1") == (1,)
+    assert cache.get("missed1") is UNCACHED

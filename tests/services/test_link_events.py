@@ -15,7 +15,7 @@ from app.models import Link
 from app.services import links
 from app.services.known_codes import KnownCodes
 from app.services.link_cache import UNCACHED, LinkCache
-from app.services.link_events import PAYLOAD_BYTES, LinkChangeListener, listener_kwargs, payloads
+from app.services.link_events import LinkChangeListener, listener_kwargs
 from tests.api.test_concurrency import in_own_thread
 from tests.factories import make_link
 
@@ -442,29 +442,27 @@ def test_a_create_by_another_writer_is_still_announced_by_the_trigger(filtering,
     wait_until(lambda: listener.cache.known_codes.may_exist("an-dba"))
 
 
-def test_announcements_that_gather_are_sent_together_and_each_code_is_applied(filtering, committed):
+def test_announcements_that_gather_are_sent_together_one_notification_per_code(filtering, committed):
     listener = filtering()
-    known = listener.cache.known_codes
+    other = filtering()  # a second process
     codes = [f"an-many{i}" for i in range(50)]
     for code in codes:
-        committed(code)  # announced by the trigger: unknown to `other` below unless announced
-    other = filtering()  # a second process, loaded already with them: start from a fresh filter
-    other.cache.known_codes.reset()
+        committed(code)  # committed by an ordinary insert; announced below as if created here
+    other.cache.known_codes.reset()  # a filter that has heard of none of them
     other.cache.known_codes.begin_load(0)
     other.cache.known_codes.finish_load()
-    assert not any(other.cache.known_codes.may_exist(code) for code in codes[:3])
-    for code in codes:
-        listener.announce(code)
-    wait_until(lambda: all(other.cache.known_codes.may_exist(code) for code in codes))
-    assert all(known.may_exist(code) for code in codes)
-
-
-def test_payloads_hold_one_code_a_line_within_the_notification_limit():
-    codes = [f"code{i:04d}" for i in range(2000)]  # 9 bytes each with its newline
-    chunks = payloads(codes)
-    assert len(chunks) == 3 and all(len(chunk.encode()) <= PAYLOAD_BYTES for chunk in chunks)
-    assert [code for chunk in chunks for code in chunk.split("\n")] == codes
-    assert payloads([]) == []
+    seen = Notifications()
+    try:
+        seen.clear()
+        for code in codes:
+            listener.announce(code)
+        wait_until(lambda: all(other.cache.known_codes.may_exist(code) for code in codes))
+        seen.naming("")
+        pid = listener_pid(listener)
+        assert sorted(n.payload for n in seen.connection.notifies) == sorted(codes)  # one per code
+        assert {n.pid for n in seen.connection.notifies} == {pid}
+    finally:
+        seen.close()
 
 
 def test_a_code_never_announced_is_found_by_the_sweep(filtering, committed, notifications):
@@ -499,3 +497,15 @@ def test_announcements_that_failed_to_send_are_kept_for_the_reconnect():
         listener._send_announcements(Broken())
     listener.announce("third33")
     assert listener._outbox == ["first1", "second2", "third33"]
+
+
+def test_codes_created_here_are_announced_when_the_listener_stops(filtering, committed, notifications):
+    listener = filtering()
+    committed("an-last")
+    notifications.clear()
+    pid = listener_pid(listener)
+    with listener._outbox_lock:  # created just before the shutdown, not sent yet
+        listener._outbox.append("an-last")
+    listener.stop()
+    assert notifications.naming("an-last") == [pid]
+    assert listener.cache.announce is None  # creates from now on: the trigger announces them
