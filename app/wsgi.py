@@ -2,6 +2,7 @@
 
 import atexit
 import multiprocessing.util
+import sys
 
 from dotenv import load_dotenv
 from flask import Flask
@@ -10,6 +11,11 @@ from app import create_app
 from app.config import Settings
 from app.logs import configure_logging, flush_logs
 from app.services.user_agents import classify
+
+# A thread that wants the GIL gets it within 1 ms instead of 5: background work (a click flush
+# formats 5,000 rows) no longer holds a redirect for up to 5 ms at a time. Measured under the
+# redirect benchmark: p99 11.3-13.0 → 9.9-10.5 ms, throughput within noise (docs/PERFORMANCE.md).
+sys.setswitchinterval(0.001)
 
 load_dotenv()
 settings = Settings.from_env()
