@@ -77,6 +77,7 @@ class LinkChangeListener:
         self._probe: str | None = None
         self._fileno: int | None = None  # the LISTEN connection's socket while connected
         self._busy = False  # the listener is using its connection: notifications may be unapplied
+        self._stopped_in: int | None = None  # the process that called `stop`
         # Announcements: codes created by this process wait here until the listener thread sends
         # them (`announce`); a byte on the wake pipe tells it there are some.
         self._outbox: list[str] = []
@@ -88,38 +89,42 @@ class LinkChangeListener:
         self.swept = 0  # codes the sweep found that no notification had announced (tests, logs)
 
     def ensure_started(self) -> None:
-        """Start the thread in this process if it is not running (a thread does not survive fork)."""
-        if self._pid == current_pid():
+        """Start the thread in this process if it is not running (a thread does not survive fork);
+        never again in a process where `stop` was called (it is shutting down)."""
+        if self._pid == current_pid() or self._stopped_in == current_pid():
             return
         with self._lock:
-            if self._pid == current_pid():
+            if self._pid == current_pid() or self._stopped_in == current_pid():
                 return
             self._pid = current_pid()
             self.cache.notified = False
             self.cache.announce = None
-            with self._outbox_lock:
-                self._outbox = []  # a parent's announcements are not this process's to send
             read, write = os.pipe()
             os.set_blocking(read, False)
             os.set_blocking(write, False)
-            self._wake = (read, write)
+            with self._outbox_lock:
+                self._outbox = []  # a parent's announcements are not this process's to send
+                self._wake = (read, write)
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="link-events", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop listening (the cache falls back to its short TTL). The codes this process created
-        and has not announced yet are announced first (graceful shutdown: `app.wsgi`)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop listening for good in this process (the cache falls back to its short TTL). The
+        codes this process created and has not announced yet are announced first (graceful
+        shutdown: `app.wsgi`); waits `timeout` seconds at most (default: a heartbeat and 2 s)."""
+        self._stopped_in = current_pid()
         self.cache.announce = None  # creates from now on are announced by the trigger
         self._stop.set()
         thread = self._thread
         if thread is not None and thread.is_alive() and self._pid == current_pid():
             self._signal()
-            thread.join(timeout=self.heartbeat + 2)
-        if self._pid == current_pid() and (thread is None or not thread.is_alive()) and self._wake:
-            for fd in self._wake:
+            thread.join(timeout=self.heartbeat + 2 if timeout is None else timeout)
+        if self._pid == current_pid() and (thread is None or not thread.is_alive()):
+            with self._outbox_lock:  # `_signal` writes under this lock: never to a closed (reused) fd
+                wake, self._wake = self._wake, None
+            for fd in wake or ():
                 os.close(fd)
-            self._wake = None
         self.cache.notified = False
         self._pid = None
 
@@ -159,6 +164,7 @@ class LinkChangeListener:
             if self.cache.known_codes is not None:
                 self._load_known_codes(connection)
             self._pump(connection)
+            self._busy = True  # the query may read notifications it will not apply: no 404s from here
             self._send_announcements(connection)  # stopping: what was created up to `stop`
         finally:
             self.cache.announce = None  # the trigger announces again until the next LISTEN
@@ -232,13 +238,16 @@ class LinkChangeListener:
         """
         with self._outbox_lock:
             self._outbox.append(code)
-            if len(self._outbox) > 1:
-                return  # the listener was woken for the first one and has not taken them yet
-        self._signal()
+            if len(self._outbox) == 1:  # else the listener was woken for the first one already
+                self._signal_locked()
 
     def _signal(self) -> None:
-        if self._wake is not None:
-            with contextlib.suppress(OSError):  # full (the listener is woken anyway), or closed
+        with self._outbox_lock:
+            self._signal_locked()
+
+    def _signal_locked(self) -> None:
+        if self._wake is not None:  # closed by `stop` under the same lock
+            with contextlib.suppress(OSError):  # full: the listener is woken anyway
                 os.write(self._wake[1], b"!")
 
     def _send_announcements(self, connection: psycopg2.extensions.connection) -> None:

@@ -509,3 +509,5 @@ def test_codes_created_here_are_announced_when_the_listener_stops(filtering, com
     listener.stop()
     assert notifications.naming("an-last") == [pid]
     assert listener.cache.announce is None  # creates from now on: the trigger announces them
+    listener.ensure_started()  # a request during the shutdown: no new listener in this process
+    assert not listener._thread.is_alive() and listener.cache.announce is None
