@@ -78,6 +78,7 @@ class LinkChangeListener:
         self._fileno: int | None = None  # the LISTEN connection's socket while connected
         self._busy = False  # the listener is using its connection: notifications may be unapplied
         self._stopped_in: int | None = None  # the process that called `stop`
+        self._backend_pid = 0  # the PostgreSQL backend of the LISTEN connection
         # Announcements: codes created by this process wait here until the listener thread sends
         # them (`announce`); a byte on the wake pipe tells it there are some.
         self._outbox: list[str] = []
@@ -159,6 +160,7 @@ class LinkChangeListener:
             self.connections += 1
             self._probe = None
             self._fileno = connection.fileno()
+            self._backend_pid = connection.get_backend_pid()
             self.cache.announce = self.announce  # creates here skip the trigger from now on
             self._send_announcements(connection)  # those kept from a failed send: first of all
             if self.cache.known_codes is not None:
@@ -221,10 +223,16 @@ class LinkChangeListener:
         """Apply the notifications psycopg2 has collected; True when there were any."""
         if not connection.notifies:
             return False
+        own = self._backend_pid
         while connection.notifies:
-            payload = connection.notifies.pop(0).payload
+            notification = connection.notifies.pop(0)
+            payload = notification.payload
             if payload == self._probe:
                 self._probe = None
+            elif notification.pid == own:
+                # This listener's own announcements: their codes were applied here when created
+                # (`LinkCache.created`); applying them again would only bump the cache generation.
+                continue
             elif not payload.startswith(PROBE_PREFIX):  # other processes' probes are no codes
                 self.cache.invalidate(payload)  # also adds the code to the known codes
         return True

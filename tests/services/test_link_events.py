@@ -511,3 +511,18 @@ def test_codes_created_here_are_announced_when_the_listener_stops(filtering, com
     assert listener.cache.announce is None  # creates from now on: the trigger announces them
     listener.ensure_started()  # a request during the shutdown: no new listener in this process
     assert not listener._thread.is_alive() and listener.cache.announce is None
+
+
+def test_a_process_does_not_apply_its_own_announcements_again(filtering, committed):
+    listener = filtering()
+    other = filtering()
+    committed("an-own")  # committed by an ordinary insert: both listeners heard of it
+    for known in (listener.cache.known_codes, other.cache.known_codes):
+        known.reset()
+        known.begin_load(0)
+        known.finish_load()
+    generation = listener.cache.generation
+    listener.announce("an-own")  # as if created here (`LinkCache.created` applied it already)
+    wait_until(lambda: other.cache.known_codes.may_exist("an-own"))  # the other process heard it
+    time.sleep(0.05)
+    assert listener.cache.generation == generation  # not applied a second time here
