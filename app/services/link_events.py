@@ -24,6 +24,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.extensions
@@ -289,25 +290,16 @@ class LinkChangeListener:
         """
         known = self.cache.known_codes
         assert known is not None
-        after = newest = self._sweep_from
+        newest = self._sweep_from
         missed = 0
-        with connection.cursor() as cursor:
-            while True:
-                cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
-                count, last_id, codes = cursor.fetchone()
-                self._apply(connection)  # what arrived during the query first: the filter is current
-                self._send_announcements(connection)
-                if not count:
-                    break
-                for code in codes.split("\n"):
-                    if not known.may_exist(code):
-                        self.cache.invalidate(code)  # adds it to the filter
-                        missed += 1
-                    else:
-                        self.cache.forget_miss(code)
-                after = newest = last_id
-                if count < self.load_chunk:
-                    break
+        for codes, last_id in self._codes_after(connection, self._sweep_from):
+            for code in codes:
+                if not known.may_exist(code):
+                    self.cache.invalidate(code)  # adds it to the filter
+                    missed += 1
+                else:
+                    self.cache.forget_miss(code)
+            newest = last_id
         if missed:
             self.swept += missed
             log.warning("link change listener: %d new codes had not been announced", missed)
@@ -332,18 +324,10 @@ class LinkChangeListener:
                 # The next sweeps read what came after (keeping their lag when this is a rebuild).
                 self._sweep_from = min(self._sweep_next or greatest, greatest)
                 self._sweep_next = greatest
-                after = 0
-                while True:
-                    if self._stop.is_set():
-                        return  # not finished: the filter built so far would miss codes
-                    cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
-                    count, last_id, codes = cursor.fetchone()
-                    self._apply(connection)
-                    self._send_announcements(connection)  # a load at 10M links takes seconds
-                    if not count:
-                        break
-                    known.load(codes.split("\n"))
-                    after = last_id
+            for codes, _ in self._codes_after(connection, 0):
+                known.load(codes)
+            if self._stop.is_set():
+                return  # not finished: the filter built so far would miss codes
             known.finish_load()
         finally:
             self._busy = busy  # still True when called from the pump, which has more to do
@@ -353,6 +337,23 @@ class LinkChangeListener:
             known.size_bytes / 2**20,
             time.monotonic() - started,
         )
+
+    def _codes_after(
+        self, connection: psycopg2.extensions.connection, after: int
+    ) -> Iterator[tuple[list[str], int]]:
+        """The codes with an id above `after` in id order, a chunk per query, each with the greatest
+        id in it; until the table is exhausted or the listener stops. Before each chunk is handed
+        out, the notifications that arrived during its query are applied and the announcements
+        waiting are sent (a load at 10M links takes seconds)."""
+        with connection.cursor() as cursor:
+            while not self._stop.is_set():
+                cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
+                count, after, codes = cursor.fetchone()
+                self._apply(connection)
+                self._send_announcements(connection)
+                if not count:
+                    return
+                yield codes.split("\n"), after
 
     def _send_probe(self, connection: psycopg2.extensions.connection, probe: str) -> None:
         with connection.cursor() as cursor:
