@@ -344,7 +344,13 @@ class LinkChangeListener:
         """The codes with an id above `after` in id order, a chunk per query, each with the greatest
         id in it; until the table is exhausted or the listener stops. Before each chunk is handed
         out, the notifications that arrived during its query are applied and the announcements
-        waiting are sent (a load at 10M links takes seconds)."""
+        waiting are sent (a load at 10M links takes seconds).
+
+        A chunk shorter than `load_chunk` was the end of the table when its query ran, and ends the
+        read: under a stream of creates each further query would find the few rows created during
+        the previous one, and the read would chase the table's end for as long as the stream lasts
+        (a sweep became a query every ~40 ms, each a scan of the table's tail or, on a small table,
+        of the whole table). What comes later is announced, or found by the next sweep."""
         with connection.cursor() as cursor:
             while not self._stop.is_set():
                 cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
@@ -354,6 +360,8 @@ class LinkChangeListener:
                 if not count:
                     return
                 yield codes.split("\n"), after
+                if count < self.load_chunk:
+                    return
 
     def _send_probe(self, connection: psycopg2.extensions.connection, probe: str) -> None:
         with connection.cursor() as cursor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import select
 import socket
 import time
@@ -481,6 +482,43 @@ def test_a_code_never_announced_is_found_by_the_sweep(filtering, committed, noti
     assert notifications.naming("an-lost", wait=0.1) == []
     wait_until(lambda: known.may_exist("an-lost"))
     assert listener.swept >= 1 and not listener.knows_absent("an-lost")
+
+
+class GrowingTable:
+    """A connection to a table that gains a row during every query: a stream of creates."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.queries = 0
+        self.notifies: list = []
+
+    def cursor(self) -> GrowingTable:
+        return self
+
+    def __enter__(self) -> GrowingTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, _sql: str, params: tuple[int, int]) -> None:
+        self.queries += 1
+        after, limit = params
+        ids = list(range(after + 1, self.rows + 1))[:limit]
+        self.result = (len(ids), ids[-1] if ids else None, "\n".join(f"c{i}" for i in ids) or None)
+        self.rows += 1  # created while the query ran
+
+    def fetchone(self) -> tuple:
+        return self.result
+
+
+def test_reading_the_codes_stops_at_the_table_end_its_query_saw_while_creates_keep_coming():
+    listener = LinkChangeListener({}, LinkCache(ttl=1), load_chunk=2)
+    table = GrowingTable(rows=5)
+    chunks = list(itertools.islice(listener._codes_after(table, 0), 10))
+    # Two rows read per query, one created per query: the read catches up with the table's end.
+    assert chunks == [(["c1", "c2"], 2), (["c3", "c4"], 4), (["c5", "c6"], 6), (["c7", "c8"], 8), (["c9"], 9)]
+    assert table.queries == 5  # then stops: no query per row created meanwhile, for as long as they come
 
 
 def test_announcements_that_failed_to_send_are_kept_for_the_reconnect():
