@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import string
+import threading
 
 from app.models.link import MAX_CODE_LENGTH
+from app.processes import current_pid
 
 ALPHABET = string.ascii_letters + string.digits  # generated codes: base62
 _BASE = len(ALPHABET)
@@ -28,9 +30,9 @@ _CODE_SHAPE = re.compile(CODE_PATTERN)
 def generate_code(length: int) -> str:
     """A random code of `length` characters from ALPHABET that is not a reserved word."""
     while True:
-        # One uniform draw below 62**length, written in base 62: one system call per code, where
-        # a secrets.choice per character made one each (a tenth of a create's time).
-        number = secrets.randbelow(_BASE**length)
+        # One uniform draw below 62**length, written in base 62 (a draw per character cost a
+        # system call each: a tenth of a create's time).
+        number = randbelow(_BASE**length)
         digits = []
         for _ in range(length):
             number, digit = divmod(number, _BASE)
@@ -38,6 +40,42 @@ def generate_code(length: int) -> str:
         code = "".join(digits)
         if code.lower() not in RESERVED_CODES:
             return code
+
+
+RANDOM_BATCH = 4096  # bytes of the system's CSPRNG fetched per refill: about 500 7-character codes
+
+
+class _RandomBytes(threading.local):
+    """Bytes of the operating system's CSPRNG (`os.urandom`, as `secrets` uses), fetched a batch at a
+    time per thread and each handed out once: a create no longer makes a system call that also
+    lets go of the GIL (under load the thread then waited up to a switch interval to get it back).
+    Tied to the process that fetched them: a forked child never reuses its parent's bytes."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.data = b""
+        self.used = 0
+
+    def take(self, count: int) -> bytes:
+        if self.used + count > len(self.data) or self.pid != current_pid():
+            self.data, self.used, self.pid = os.urandom(max(RANDOM_BATCH, count)), 0, current_pid()
+        start, self.used = self.used, self.used + count
+        return self.data[start : self.used]
+
+
+_random_bytes = _RandomBytes()
+
+
+def randbelow(limit: int) -> int:
+    """A uniform random integer in [0, limit), as `secrets.randbelow` draws it: from the system's
+    CSPRNG, by rejection (never `% limit` of a wider number, which would favour low values)."""
+    bits = limit.bit_length()
+    size = (bits + 7) // 8
+    excess = size * 8 - bits
+    while True:
+        number = int.from_bytes(_random_bytes.take(size), "big") >> excess
+        if number < limit:
+            return number
 
 
 def is_well_formed(code: str) -> bool:

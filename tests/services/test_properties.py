@@ -322,11 +322,16 @@ def test_generated_codes_are_well_formed_and_routed_to_the_redirect(length):
 )
 def test_generate_code_never_hands_out_a_reserved_word_in_any_case(word, fallback):
     replacement = fallback.draw(st.text(st.sampled_from(ALPHABET), min_size=len(word), max_size=len(word)))
-    draws = iter(word + replacement + "0" * len(word) * 4)
-    with mock.patch.object(codes.secrets, "choice", lambda alphabet: next(draws)):
+    # generate_code writes one draw in base 62, its lowest digit first
+    drawn = [
+        sum(ALPHABET.index(ch) * len(ALPHABET) ** i for i, ch in enumerate(text))
+        for text in (word, replacement)
+    ]
+    draws = iter([*drawn, 0])
+    with mock.patch.object(codes, "randbelow", lambda limit: next(draws)):
         code = generate_code(len(word))
     assert code.lower() not in RESERVED_CODES
-    assert len(code) == len(word)
+    assert code == (replacement if replacement.lower() not in RESERVED_CODES else ALPHABET[0] * len(word))
 
 
 @thorough
