@@ -327,8 +327,12 @@ POSTGRES_BATCH = [
     "COPY click_batch FROM STDIN WITH (FORMAT csv, "
     "FORCE_NOT_NULL (referrer_host, browser, os, device, visitor_hash))",
     # The click tables have no foreign keys on PostgreSQL (migration 0005: a key checks and locks
-    # the link once per inserted row); clicks of a link deleted since they were recorded are
-    # dropped here, once per batch.
+    # the link once per inserted row). Instead the batch's links are locked once, in id order,
+    # against deletion until the commit: a DELETE waits for the flush, then its trigger deletes
+    # these clicks too; a link deleted first is not found, and its clicks are dropped here. (Without
+    # the lock a DELETE committing between the two statements left its clicks behind, and one
+    # holding the link while its trigger waited on a rollup row the flush held was a deadlock.)
+    "SELECT FROM link WHERE id IN (SELECT link_id FROM click_batch) ORDER BY id FOR KEY SHARE",
     "DELETE FROM click_batch WHERE NOT EXISTS (SELECT 1 FROM link WHERE link.id = click_batch.link_id)",
     f"INSERT INTO click ({', '.join(CLICK_COLUMNS)}) SELECT {', '.join(CLICK_COLUMNS)} FROM click_batch",  # noqa: S608 (constants)
     f"INSERT INTO click_rollup ({', '.join(ROLLUP_DIMENSIONS)}, clicks) "  # noqa: S608 (constants)
@@ -354,10 +358,11 @@ def _write_postgres(rows: list[tuple]) -> int:
     buffer.seek(0)
     cursor = db.cursor()
     try:
-        create, copy, orphans, *aggregate = POSTGRES_BATCH
+        create, copy, lock, orphans, *aggregate = POSTGRES_BATCH
         cursor.execute(create)
         cursor.execute("TRUNCATE click_batch")  # empty even when this flush is nested in a transaction
         cursor.copy_expert(copy, buffer)
+        cursor.execute(lock)
         cursor.execute(orphans)
         dropped = cursor.rowcount
         for statement in aggregate:

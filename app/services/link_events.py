@@ -166,6 +166,8 @@ class LinkChangeListener:
             self._send_announcements(connection)  # those kept from a failed send: first of all
             if self.cache.known_codes is not None:
                 self._load_known_codes(connection)
+            elif not self._sweep_next:  # sweeps start from here (a filter load sets this otherwise)
+                self._sweep_from = self._sweep_next = self._greatest_id(connection)
             self._pump(connection)
             self._busy = True  # the query may read notifications it will not apply: no 404s from here
             self._send_announcements(connection)  # stopping: what was created up to `stop`
@@ -211,7 +213,7 @@ class LinkChangeListener:
                     quiet_since = time.monotonic()
                 if known is not None and known.needs_reload:
                     self._load_known_codes(connection)
-                if known is not None and known.loaded and time.monotonic() >= next_sweep:
+                if (known is None or known.loaded) and time.monotonic() >= next_sweep:
                     self._sweep(connection)
                     next_sweep = time.monotonic() + self.sweep_interval
             finally:
@@ -285,25 +287,35 @@ class LinkChangeListener:
         A process that dies between a create's commit and its announcement leaves a code the other
         processes have not heard of. Every `sweep_interval` the listener reads the codes with an id
         above the greatest one it had seen two sweeps ago (a row is found even if its id was drawn
-        before the previous sweep and committed after it), a chunk per query, and adds those its
-        known-codes filter lacks; a cached "no such code" of any of them is dropped too.
+        before the previous sweep and committed after it), a chunk per query; it drops any cached
+        "no such code" of them and adds those its known-codes filter lacks. A code this server
+        created only sits in the shared ring of recent codes until its announcement arrives; the
+        ring forgets it 1,024 creates later, so the sweep adds it to the filter too.
         """
         known = self.cache.known_codes
-        assert known is not None
         newest = self._sweep_from
         missed = 0
         for codes, last_id in self._codes_after(connection, self._sweep_from):
             for code in codes:
-                if not known.may_exist(code):
+                if known is None:  # no filter: only cached misses can be wrong
+                    self.cache.forget_miss(code)
+                elif not known.may_exist(code):  # neither announced nor created on this server
                     self.cache.invalidate(code)  # adds it to the filter
                     missed += 1
                 else:
+                    known.add(code)  # a no-op when the filter has it; else it was in the ring only
                     self.cache.forget_miss(code)
             newest = last_id
         if missed:
             self.swept += missed
             log.warning("link change listener: %d new codes had not been announced", missed)
         self._sweep_from, self._sweep_next = self._sweep_next, max(self._sweep_next, newest)
+
+    @staticmethod
+    def _greatest_id(connection: psycopg2.extensions.connection) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM link")
+            return cursor.fetchone()[0]
 
     def _load_known_codes(self, connection: psycopg2.extensions.connection) -> None:
         """(Re)build the known-codes filter from the table, in id order, a chunk per query.
@@ -317,13 +329,11 @@ class LinkChangeListener:
         started = time.monotonic()
         busy, self._busy = self._busy, True
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT coalesce(max(id), 0) FROM link")
-                greatest = cursor.fetchone()[0]
-                known.begin_load(greatest)
-                # The next sweeps read what came after (keeping their lag when this is a rebuild).
-                self._sweep_from = min(self._sweep_next or greatest, greatest)
-                self._sweep_next = greatest
+            greatest = self._greatest_id(connection)
+            known.begin_load(greatest)
+            # The next sweeps read what came after (keeping their lag when this is a rebuild).
+            self._sweep_from = min(self._sweep_next or greatest, greatest)
+            self._sweep_next = greatest
             for codes, _ in self._codes_after(connection, 0):
                 known.load(codes)
             if self._stop.is_set():
@@ -355,8 +365,8 @@ class LinkChangeListener:
             while not self._stop.is_set():
                 cursor.execute(KNOWN_CODES_CHUNK, (after, self.load_chunk))
                 count, after, codes = cursor.fetchone()
-                self._apply(connection)
                 self._send_announcements(connection)
+                self._apply(connection)  # also what arrived while the announcements were sent
                 if not count:
                     return
                 yield codes.split("\n"), after

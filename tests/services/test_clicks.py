@@ -20,7 +20,9 @@ from app.services import clicks as clicks_module
 from app.services import links
 from app.services.clicks import ClickRecorder
 from app.services.link_cache import LinkCache
+from app.services.link_events import listener_kwargs
 from app.services.user_agents import classify, is_bot, referrer_host
+from tests.api.test_concurrency import in_own_thread
 from tests.factories import make_link
 
 CHROME = (
@@ -168,6 +170,26 @@ def test_clicks_of_a_link_deleted_before_the_flush_are_dropped_and_counted_the_r
     assert click_rows(gone) == (0, 0, 0)
     assert (stored(kept).click_count, stored(kept).human_click_count) == (2, 1)
     assert click_rows(kept) == (2, 2, 2)
+
+
+def test_a_link_deleted_by_hand_during_a_flush_keeps_none_of_its_clicks(settings):
+    if not settings.is_postgres:
+        pytest.skip("SQLite's foreign keys refuse such clicks; PostgreSQL's flush locks the links")
+    link = in_own_thread(make_link)  # committed: another session can delete it
+    clicks = recorder()
+    clicks.record(link.id, user_agent=CHROME, client_ip="203.0.113.9", now=NOON)
+    dba = psycopg2.connect(**listener_kwargs(db.obj))
+    try:
+        with dba.cursor() as cursor:  # deleted, not yet committed: the row is locked meanwhile
+            cursor.execute("DELETE FROM link WHERE id = %s", (link.id,))
+        committing = threading.Timer(0.3, dba.commit)
+        committing.start()
+        written = clicks.flush()  # waits for the delete's outcome instead of racing it
+        committing.join()
+    finally:
+        dba.close()
+    assert written == 0 and clicks.dropped == 1
+    assert click_rows(link) == (0, 0, 0)
 
 
 def test_rollups_add_up_across_flushes():

@@ -14,7 +14,7 @@ import pytest
 from app.db import db
 from app.models import Link
 from app.services import links
-from app.services.known_codes import KnownCodes
+from app.services.known_codes import KnownCodes, RecentCodes
 from app.services.link_cache import UNCACHED, LinkCache
 from app.services.link_events import LinkChangeListener, listener_kwargs
 from tests.api.test_concurrency import in_own_thread
@@ -32,7 +32,8 @@ def postgres_only(settings):
 @pytest.fixture
 def listener(postgres_only):
     cache = LinkCache(ttl=0.001, notified_ttl=60)  # only notifications can keep an entry fresh
-    listening = LinkChangeListener(listener_kwargs(db.obj), cache, heartbeat=0.5, retry_delays=(0.05,))
+    connect = {**listener_kwargs(db.obj), "application_name": TEST_LISTENER}
+    listening = LinkChangeListener(connect, cache, heartbeat=0.5, retry_delays=(0.05,))
     listening.ensure_started()
     wait_until(lambda: cache.notified)
     yield listening
@@ -484,6 +485,51 @@ def test_a_code_never_announced_is_found_by_the_sweep(filtering, committed, noti
     assert listener.swept >= 1 and not listener.knows_absent("an-lost")
 
 
+def test_a_code_created_on_this_server_and_never_announced_is_added_to_the_filter_by_the_sweep(
+    filtering, committed, notifications
+):
+    # A worker of this server created it (the shared ring has it) and died before announcing it:
+    # the ring forgets it 1,024 creates later, so the filter must learn it from the sweep.
+    recent = RecentCodes(slots=8)
+    known = RecordingKnownCodes(recent=recent)
+    listener = filtering(known, sweep_interval=0.2)
+    silent = LinkCache(ttl=0.001)
+    silent.announce = lambda code: None  # skips the trigger, announces nothing
+    committed("an-ring")  # registered for the cleanup; replaced below by the silent create
+    in_own_thread(lambda: Link.delete().where(Link.code == "an-ring").execute())
+    notifications.clear()
+    known.reset()  # a filter that never heard of the code
+    known.begin_load(0)
+    known.finish_load()
+    link = create_committed("an-ring", silent)
+    recent.add("an-ring")  # what the creating worker did (`KnownCodes.created`) before it died
+    assert notifications.naming("an-ring", wait=0.1) == []
+    wait_until(lambda: listener._sweep_from >= link.id)  # a sweep has read it (and the next began)
+    for number in range(8):  # the ring moves on
+        recent.add(f"later{number}")
+    assert "an-ring" not in recent
+    assert not listener.knows_absent("an-ring")
+
+
+def test_without_a_filter_the_sweep_drops_a_cached_miss_of_a_code_never_announced(postgres_only):
+    cache = LinkCache(ttl=0.001, notified_ttl=60)  # no known-codes filter
+    listening = LinkChangeListener(
+        listener_kwargs(db.obj), cache, heartbeat=0.5, retry_delays=(0.05,), sweep_interval=0.2
+    )
+    listening.ensure_started()
+    try:
+        wait_until(lambda: cache.notified)
+        silent = LinkCache(ttl=0.001)
+        silent.announce = lambda code: None  # skips the trigger, announces nothing
+        cache.put("an-nofilter", None)  # a cached "no such code", trusted 60 s while notified
+        create_committed("an-nofilter", silent)
+        assert cache.get("an-nofilter") is None  # nothing announced it
+        wait_until(lambda: cache.get("an-nofilter") is UNCACHED)
+    finally:
+        listening.stop()
+        in_own_thread(lambda: Link.delete().where(Link.code == "an-nofilter").execute())
+
+
 class GrowingTable:
     """A connection to a table that gains a row during every query: a stream of creates."""
 
@@ -554,7 +600,8 @@ def test_codes_created_here_are_announced_when_the_listener_stops(filtering, com
 def test_a_process_does_not_apply_its_own_announcements_again(filtering, committed):
     listener = filtering()
     other = filtering()
-    committed("an-own")  # committed by an ordinary insert: both listeners heard of it
+    committed("an-own")  # committed by an ordinary insert: both listeners hear of it
+    wait_until(lambda: all(x.cache.known_codes.may_exist("an-own") for x in (listener, other)))
     for known in (listener.cache.known_codes, other.cache.known_codes):
         known.reset()
         known.begin_load(0)
