@@ -61,7 +61,22 @@ class PooledPostgres(PooledPostgresqlDatabase):
     def begin(self, *args: Any, **kwargs: Any) -> None:
         self._once_more_if_dead(super().begin, *args, **kwargs)
 
-    def _once_more_if_dead(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def execute_once(self, sql: str, params: Any, committed: Callable[[], Any]) -> Any:
+        """Run a statement that must not take effect twice (an INSERT), outside a transaction.
+
+        When its connection dies, the statement may have committed with only its answer lost: on a
+        fresh connection `committed()` looks for its effect and its result (not None) is returned
+        instead of running the statement again. Returns the cursor of the statement otherwise.
+        """
+        return self._once_more_if_dead(super().execute_sql, sql, params, before_retry=committed)
+
+    def _once_more_if_dead(
+        self,
+        operation: Callable[..., Any],
+        *args: Any,
+        before_retry: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         try:
             return operation(*args, **kwargs)
         except UNAVAILABLE_ERRORS:
@@ -71,6 +86,8 @@ class PooledPostgres(PooledPostgresqlDatabase):
                 raise
             self.close()  # the pool discards it: its transaction status is unknown
             self.close_idle()  # idle ones most likely died with it
+            if before_retry is not None and (done := before_retry()) is not None:
+                return done
             return operation(*args, **kwargs)
 
 

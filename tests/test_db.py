@@ -7,7 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from peewee import SqliteDatabase
+from peewee import OperationalError, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
 
 from app.config import Settings
 from app.db import PooledPostgres, UTCDateTimeField, make_database
@@ -177,3 +178,31 @@ def test_a_connection_closed_under_the_pool_is_replaced_without_an_error(app, ow
     assert client.get("/health").status_code == 200
     own_connection.connection().close()  # the driver's connection is gone; peewee still holds it
     assert client.get("/urls").status_code == 200
+
+
+@pytest.mark.parametrize("alias", [None, "lost-answer"])
+def test_a_create_whose_answer_died_with_its_connection_is_stored_once_and_answered_201(
+    app, own_connection, settings, monkeypatch, alias
+):
+    if not settings.is_postgres:
+        pytest.skip("the retry on a dead connection is PostgreSQL's")
+    client = app.test_client()
+    real = PooledPostgresqlDatabase.execute_sql
+    lost = []
+
+    def committed_then_lost(self, sql, params=None, *args, **kwargs):
+        cursor = real(self, sql, params, *args, **kwargs)
+        if sql.startswith('INSERT INTO "link"') and not lost:
+            lost.append(sql)
+            self._state.conn.close()  # committed; the answer goes down with the connection
+            raise OperationalError("server closed the connection unexpectedly")
+        return cursor
+
+    monkeypatch.setattr(PooledPostgresqlDatabase, "execute_sql", committed_then_lost)
+    target = f"https://example.com/lost-answer/{time.time_ns()}"
+    body = {"url": target} if alias is None else {"url": target, "alias": alias}
+    response = client.post("/shorten", json=body)
+    stored = list(Link.select().where(Link.target_url == target))
+    Link.delete().where(Link.target_url == target).execute()
+    assert lost and response.status_code == 201
+    assert [link.code for link in stored] == [response.get_json()["short_code"]]

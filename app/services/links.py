@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from peewee import Expression, IntegrityError
 
 from app.config import Settings
-from app.db import db, is_postgres, utcnow
+from app.db import PooledPostgres, db, is_postgres, utcnow
 from app.errors import (
     AliasTaken,
     CodeSpaceExhausted,
@@ -141,12 +141,30 @@ def _insert_row(link: Link, *, unannounced: bool = False) -> None:
     (peewee builds it anew for every insert: a sixth of a create's time). `unannounced`
     (PostgreSQL): the change trigger sends no notification for this row; the caller announces it."""
     data = link.__data__
-    sql, columns, returning = _insert_sql(type(db.obj), frozenset(data) - {"id"}, unannounced)
+    database = db.obj
+    sql, columns, returning = _insert_sql(type(database), frozenset(data) - {"id"}, unannounced)
     fields = Link._meta.fields
     params = [fields[name].db_value(data[name]) for name in columns]
-    cursor = db.execute_sql(sql, params)
-    link.id = cursor.fetchone()[0] if returning else cursor.lastrowid
+    if isinstance(database, PooledPostgres):
+        # A connection that dies may take the commit's answer with it: look for the row before
+        # inserting it again (which would store a second link, or answer 409 for its own alias).
+        found = database.execute_once(sql, params, lambda: _stored_id(link))
+        link.id = found if isinstance(found, int) else found.fetchone()[0]
+    else:
+        cursor = db.execute_sql(sql, params)
+        link.id = cursor.fetchone()[0] if returning else cursor.lastrowid
     link._dirty.clear()
+
+
+def _stored_id(link: Link) -> int | None:
+    """The id of the row `_insert_row` stored for `link` (same code, same creation instant), if any."""
+    row = (
+        Link.select(Link.id)
+        .where((Link.code == link.code) & (Link.created_at == link.created_at))
+        .tuples()
+        .first()
+    )
+    return row[0] if row else None
 
 
 @functools.cache
