@@ -197,14 +197,16 @@ def test_text_format_keeps_the_request_id_and_fields(client):
 
 
 def test_text_lines_cannot_be_forged_with_control_characters():
-    import io
-    import logging
-
-    from app.logs import configure_logging
-
     stream = io.StringIO()
-    configure_logging("INFO", "text", stream)
-    logging.getLogger("app.test").warning("path /abc\n2026-01-01 00:00:00 ERROR app.security admin login\r")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "text", stream)
+        logging.getLogger("app.test").warning(
+            "path /abc\n2026-01-01 00:00:00 ERROR app.security admin login\r"
+        )
+    finally:
+        root.handlers[:], root.level = saved
     output = stream.getvalue()
     assert output.count("\n") == 1 and "\\x0a2026-01-01" in output and "\r" not in output
 
@@ -262,6 +264,61 @@ def test_a_full_buffer_is_written_without_waiting():
         assert stream.getvalue().count("\n") == handler.MAX_LINES
     finally:
         root.handlers[:], root.level = saved
+
+
+def alone(handler: logging.Handler) -> None:
+    """Make `handler` the root's only one, as in production (pytest adds its own capture per test)."""
+    logging.getLogger().handlers[:] = [handler]
+
+
+def test_access_lines_skip_the_logger_tree_when_the_buffer_is_their_only_destination(buffered, monkeypatch):
+    stream, handler = buffered
+    alone(handler)
+
+    def refuse(record: logging.LogRecord) -> None:
+        raise AssertionError("a record was built and passed down the logger tree")
+
+    monkeypatch.setattr(logging.getLogger("app.access"), "handle", refuse)
+    log_access("direct-1", "GET", "/<code>", "/abc", 302, 0.001, "127.0.0.1")
+    flush_logs()
+    assert json.loads(stream.getvalue())["request_id"] == "direct-1"
+
+
+def test_the_line_handed_over_directly_is_the_line_the_record_would_have_made(buffered, monkeypatch):
+    stream, handler = buffered
+    alone(handler)
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.2504)
+    monkeypatch.setattr(time, "time_ns", lambda: 1_790_000_000_250_400_000)
+    hostile = 'a"b\\c\n\u2028ü'
+    log_access("same-1", "HEAD", "/<code>", f"/{hostile}", 404, 0.0012344, hostile)  # direct
+    flush_logs()
+    direct = stream.getvalue()
+    stream.seek(0)
+    stream.truncate()
+    extra = logging.NullHandler()
+    logging.getLogger("app.access").addHandler(extra)  # another destination: records again
+    try:
+        log_access("same-1", "HEAD", "/<code>", f"/{hostile}", 404, 0.0012344, hostile)
+    finally:
+        logging.getLogger("app.access").removeHandler(extra)
+    flush_logs()
+    assert stream.getvalue() == direct and json.loads(direct)["time"] == "2026-09-21T14:13:20.250Z"
+
+
+def test_a_log_capture_added_at_the_root_still_receives_access_records(buffered):
+    stream, handler = buffered
+    alone(handler)
+    captured: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = captured.append
+    logging.getLogger().addHandler(capture)
+    try:
+        log_access("seen-1", "GET", "/<code>", "/abc", 302, 0.001, "127.0.0.1")
+    finally:
+        logging.getLogger().removeHandler(capture)
+    flush_logs()
+    assert [record.request_id for record in captured] == ["seen-1"]
+    assert json.loads(stream.getvalue())["request_id"] == "seen-1"
 
 
 def test_an_access_record_has_every_attribute_of_a_log_record():
