@@ -17,6 +17,7 @@ from peewee import (
     Database,
     DatabaseProxy,
     DateTimeField,
+    IntegrityError,
     InterfaceError,
     Model,
     OperationalError,
@@ -86,9 +87,18 @@ class PooledPostgres(PooledPostgresqlDatabase):
                 raise
             self.close()  # the pool discards it: its transaction status is unknown
             self.close_idle()  # idle ones most likely died with it
-            if before_retry is not None and (done := before_retry()) is not None:
+            if before_retry is None:
+                return operation(*args, **kwargs)
+            if (done := before_retry()) is not None:
                 return done
-            return operation(*args, **kwargs)
+            try:
+                return operation(*args, **kwargs)
+            except IntegrityError:
+                # The first run was still in flight on the server (waiting on a lock, or for a
+                # synchronous standby) and invisible to the look; this one waited for it to commit.
+                if (done := before_retry()) is not None:
+                    return done
+                raise
 
 
 class BaseModel(Model):

@@ -290,6 +290,7 @@ class BufferedStreamHandler(logging.StreamHandler):
             and root.handlers[0] is self
             and not root.filters
             and len(self.filters) == 1
+            and type(self.filters[0]) is RequestIdFilter
             and self.level <= logging.INFO
             and type(self.formatter) is JsonFormatter
             and not ACCESS.disabled

@@ -206,3 +206,47 @@ def test_a_create_whose_answer_died_with_its_connection_is_stored_once_and_answe
     Link.delete().where(Link.target_url == target).execute()
     assert lost and response.status_code == 201
     assert [link.code for link in stored] == [response.get_json()["short_code"]]
+
+
+@pytest.mark.parametrize("alias", [None, "in-flight"])
+def test_a_create_still_committing_when_its_connection_died_is_stored_once_and_answered_201(
+    app, own_connection, settings, monkeypatch, alias
+):
+    # The server was still running the first INSERT (a lock, a synchronous standby) when the client
+    # gave the connection up: the look finds nothing, the second INSERT waits for the first one.
+    if not settings.is_postgres:
+        pytest.skip("the retry on a dead connection is PostgreSQL's")
+    import threading
+
+    import psycopg2
+
+    from app.services.link_events import listener_kwargs
+
+    client = app.test_client()
+    real = PooledPostgresqlDatabase.execute_sql
+    side = psycopg2.connect(**listener_kwargs(own_connection))
+    committing: list[threading.Timer] = []
+
+    def still_committing_then_lost(self, sql, params=None, *args, **kwargs):
+        if sql.startswith('INSERT INTO "link"') and not committing:
+            with side.cursor() as cursor:  # the first run, on the server, not committed yet
+                cursor.execute(sql, params)
+            committing.append(threading.Timer(0.3, side.commit))
+            committing[0].start()
+            self.connection().close()  # opened if this thread had none yet
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(self, sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(PooledPostgresqlDatabase, "execute_sql", still_committing_then_lost)
+    target = f"https://example.com/in-flight/{time.time_ns()}"
+    body = {"url": target} if alias is None else {"url": target, "alias": alias}
+    try:
+        response = client.post("/shorten", json=body)
+    finally:
+        for timer in committing:
+            timer.join()
+        side.close()
+    stored = list(Link.select().where(Link.target_url == target))
+    Link.delete().where(Link.target_url == target).execute()
+    assert committing and response.status_code == 201
+    assert [link.code for link in stored] == [response.get_json()["short_code"]]

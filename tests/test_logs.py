@@ -321,6 +321,15 @@ def test_a_log_capture_added_at_the_root_still_receives_access_records(buffered)
     assert json.loads(stream.getvalue())["request_id"] == "seen-1"
 
 
+def test_a_filter_put_in_place_of_the_request_id_one_still_sees_access_lines(buffered):
+    stream, handler = buffered
+    alone(handler)
+    handler.filters[:] = [lambda record: record.name != "app.access"]  # drops access lines
+    log_access("dropped-1", "GET", "/<code>", "/abc", 302, 0.001, "127.0.0.1")
+    flush_logs()
+    assert stream.getvalue() == ""
+
+
 def test_an_access_record_has_every_attribute_of_a_log_record():
     record = _access_record(("GET", "/abc", 302))
     reference = logging.LogRecord("app.access", logging.INFO, "", 0, "%s %s %s", ("GET", "/abc", 302), None)

@@ -168,6 +168,7 @@ class LinkChangeListener:
                 self._load_known_codes(connection)
             elif not self._sweep_next:  # sweeps start from here (a filter load sets this otherwise)
                 self._sweep_from = self._sweep_next = self._greatest_id(connection)
+                self._apply(connection)  # what arrived during that query: not left until the next wake
             self._pump(connection)
             self._busy = True  # the query may read notifications it will not apply: no 404s from here
             self._send_announcements(connection)  # stopping: what was created up to `stop`
