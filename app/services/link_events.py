@@ -40,6 +40,9 @@ PROBE_PREFIX = "~probe~"  # "~" never appears in a code
 # every version reads, the trigger's), all of a batch sent by one statement in one transaction.
 ANNOUNCE = f"SELECT pg_notify('{CHANNEL}', code) FROM unnest(%s::text[]) AS code"  # noqa: S608 (constant)
 OUTBOX_LIMIT = 100_000  # announcements kept for a reconnect; older ones are left to the sweep
+# The first sweep after a connect also rereads this many ids below the greatest one seen then: an
+# insert may draw its id before that read and commit after it (far more than can be in flight).
+FIRST_SWEEP_LAG = 1_000
 # One chunk of the known-codes load (codes never contain a newline).
 KNOWN_CODES_CHUNK = (
     "SELECT count(*), max(id), string_agg(code, E'\\n') "
@@ -167,7 +170,8 @@ class LinkChangeListener:
             if self.cache.known_codes is not None:
                 self._load_known_codes(connection)
             elif not self._sweep_next:  # sweeps start from here (a filter load sets this otherwise)
-                self._sweep_from = self._sweep_next = self._greatest_id(connection)
+                self._sweep_next = self._greatest_id(connection)
+                self._sweep_from = self._sweep_next - FIRST_SWEEP_LAG
                 self._apply(connection)  # what arrived during that query: not left until the next wake
             self._pump(connection)
             self._busy = True  # the query may read notifications it will not apply: no 404s from here
@@ -333,7 +337,7 @@ class LinkChangeListener:
             greatest = self._greatest_id(connection)
             known.begin_load(greatest)
             # The next sweeps read what came after (keeping their lag when this is a rebuild).
-            self._sweep_from = min(self._sweep_next or greatest, greatest)
+            self._sweep_from = min(self._sweep_next or greatest - FIRST_SWEEP_LAG, greatest)
             self._sweep_next = greatest
             for codes, _ in self._codes_after(connection, 0):
                 known.load(codes)

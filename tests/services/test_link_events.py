@@ -530,6 +530,33 @@ def test_without_a_filter_the_sweep_drops_a_cached_miss_of_a_code_never_announce
         in_own_thread(lambda: Link.delete().where(Link.code == "an-nofilter").execute())
 
 
+def test_a_code_whose_id_was_drawn_before_the_filter_load_and_committed_after_is_swept(
+    filtering, committed, notifications
+):
+    # Its insert drew the id, the listener loaded the table (its greatest id already higher), then
+    # the insert committed, and its process died before announcing it.
+    early = in_own_thread(lambda: db.execute_sql("SELECT nextval('link_id_seq')").fetchone()[0])
+    committed("an-later")  # a higher id, committed first
+    committed("an-early")  # registered for the cleanup; replaced below by the silent insert
+    in_own_thread(lambda: Link.delete().where(Link.code == "an-early").execute())
+    notifications.clear()  # the insert's and the delete's
+    listener = filtering(sweep_interval=0.2)
+    known = listener.cache.known_codes
+    assert not known.may_exist("an-early")
+    now = datetime.now(UTC)
+    in_own_thread(
+        lambda: db.execute_sql(
+            "INSERT INTO link (id, code, target_url, created_at, updated_at, is_active, click_count, "
+            "human_click_count) VALUES (%s, set_config('shortener.unannounced_code', %s, true), "
+            "'https://example.com/early', %s, %s, true, 0, 0)",
+            (early, "an-early", now, now),
+        )
+    )
+    assert notifications.naming("an-early", wait=0.1) == []
+    wait_until(lambda: known.may_exist("an-early"))
+    assert listener.swept >= 1
+
+
 class GrowingTable:
     """A connection to a table that gains a row during every query: a stream of creates."""
 
