@@ -274,7 +274,8 @@ class BufferedStreamHandler(logging.StreamHandler):
     def sole_destination(self) -> bool:
         """True while an `app.access` record would reach this handler only, through no filter but
         the request-id one (as `configure_logging` set it up): `log_access` may then hand it the
-        line directly. A handler or filter added since (a test's log capture) gets records again."""
+        line directly. A handler or filter added since (a test's log capture) gets records again.
+        (Only the `app.access` logger's own filters apply to its records, not its ancestors'.)"""
         root = logging.root
         parent = ACCESS.parent
         return (
@@ -282,13 +283,9 @@ class BufferedStreamHandler(logging.StreamHandler):
             and not ACCESS.filters
             and ACCESS.propagate
             and parent is not None
-            and (
-                parent is root
-                or (not parent.handlers and not parent.filters and parent.propagate and parent.parent is root)
-            )
+            and (parent is root or (not parent.handlers and parent.propagate and parent.parent is root))
             and len(root.handlers) == 1
             and root.handlers[0] is self
-            and not root.filters
             and len(self.filters) == 1
             and type(self.filters[0]) is RequestIdFilter
             and self.level <= logging.INFO

@@ -180,32 +180,45 @@ def test_a_connection_closed_under_the_pool_is_replaced_without_an_error(app, ow
     assert client.get("/urls").status_code == 200
 
 
+def create_whose_first_insert_loses_its_connection(app, monkeypatch, first_insert, alias: str | None):
+    """POST /shorten where the first link INSERT runs as `first_insert(database, sql, params)` says,
+    then its connection dies and the driver reports it; the response and the codes stored for its
+    target."""
+    real = PooledPostgresqlDatabase.execute_sql
+    lost = []
+
+    def insert_then_lost(self, sql, params=None, *args, **kwargs):
+        if sql.startswith('INSERT INTO "link"') and not lost:
+            lost.append(sql)
+            first_insert(self, sql, params)
+            self.connection().close()  # opened if this thread had none yet
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(self, sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(PooledPostgresqlDatabase, "execute_sql", insert_then_lost)
+    target = f"https://example.com/lost-answer/{time.time_ns()}"
+    body = {"url": target} if alias is None else {"url": target, "alias": alias}
+    response = app.test_client().post("/shorten", json=body)
+    stored = [link.code for link in Link.select().where(Link.target_url == target)]
+    Link.delete().where(Link.target_url == target).execute()
+    assert lost
+    return response, stored
+
+
 @pytest.mark.parametrize("alias", [None, "lost-answer"])
 def test_a_create_whose_answer_died_with_its_connection_is_stored_once_and_answered_201(
     app, own_connection, settings, monkeypatch, alias
 ):
     if not settings.is_postgres:
         pytest.skip("the retry on a dead connection is PostgreSQL's")
-    client = app.test_client()
     real = PooledPostgresqlDatabase.execute_sql
-    lost = []
 
-    def committed_then_lost(self, sql, params=None, *args, **kwargs):
-        cursor = real(self, sql, params, *args, **kwargs)
-        if sql.startswith('INSERT INTO "link"') and not lost:
-            lost.append(sql)
-            self._state.conn.close()  # committed; the answer goes down with the connection
-            raise OperationalError("server closed the connection unexpectedly")
-        return cursor
+    def committed(database, sql, params):  # the answer goes down with the connection
+        real(database, sql, params)
 
-    monkeypatch.setattr(PooledPostgresqlDatabase, "execute_sql", committed_then_lost)
-    target = f"https://example.com/lost-answer/{time.time_ns()}"
-    body = {"url": target} if alias is None else {"url": target, "alias": alias}
-    response = client.post("/shorten", json=body)
-    stored = list(Link.select().where(Link.target_url == target))
-    Link.delete().where(Link.target_url == target).execute()
-    assert lost and response.status_code == 201
-    assert [link.code for link in stored] == [response.get_json()["short_code"]]
+    response, stored = create_whose_first_insert_loses_its_connection(app, monkeypatch, committed, alias)
+    assert response.status_code == 201
+    assert stored == [response.get_json()["short_code"]]
 
 
 @pytest.mark.parametrize("alias", [None, "in-flight"])
@@ -222,31 +235,22 @@ def test_a_create_still_committing_when_its_connection_died_is_stored_once_and_a
 
     from app.services.link_events import listener_kwargs
 
-    client = app.test_client()
-    real = PooledPostgresqlDatabase.execute_sql
     side = psycopg2.connect(**listener_kwargs(own_connection))
     committing: list[threading.Timer] = []
 
-    def still_committing_then_lost(self, sql, params=None, *args, **kwargs):
-        if sql.startswith('INSERT INTO "link"') and not committing:
-            with side.cursor() as cursor:  # the first run, on the server, not committed yet
-                cursor.execute(sql, params)
-            committing.append(threading.Timer(0.3, side.commit))
-            committing[0].start()
-            self.connection().close()  # opened if this thread had none yet
-            raise OperationalError("server closed the connection unexpectedly")
-        return real(self, sql, params, *args, **kwargs)
+    def still_committing(database, sql, params):
+        with side.cursor() as cursor:  # the first run, on the server, not committed yet
+            cursor.execute(sql, params)
+        committing.append(threading.Timer(0.3, side.commit))
+        committing[0].start()
 
-    monkeypatch.setattr(PooledPostgresqlDatabase, "execute_sql", still_committing_then_lost)
-    target = f"https://example.com/in-flight/{time.time_ns()}"
-    body = {"url": target} if alias is None else {"url": target, "alias": alias}
     try:
-        response = client.post("/shorten", json=body)
+        response, stored = create_whose_first_insert_loses_its_connection(
+            app, monkeypatch, still_committing, alias
+        )
     finally:
         for timer in committing:
             timer.join()
         side.close()
-    stored = list(Link.select().where(Link.target_url == target))
-    Link.delete().where(Link.target_url == target).execute()
     assert committing and response.status_code == 201
-    assert [link.code for link in stored] == [response.get_json()["short_code"]]
+    assert stored == [response.get_json()["short_code"]]
