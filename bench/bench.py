@@ -116,6 +116,9 @@ class Result:
     server_cpu_us: float | None = None
     database_cpu_us: float | None = None
     steal_pct: float | None = None
+    # Clicks the service counted as dropped during the run (its buffer full: the click flush did
+    # not keep up), from /metrics; None when /metrics did not answer.
+    clicks_dropped: int | None = None
 
     @property
     def error_cell(self) -> str:
@@ -149,10 +152,12 @@ class Client:
             self._local.conn = conn
         return conn
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """Send one request (retrying once on a dropped keep-alive connection); status and body."""
         payload = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers = {**({"Content-Type": "application/json"} if payload is not None else {}), **(headers or {})}
         for attempt in (1, 2):
             conn = self._connection()
             try:
@@ -264,6 +269,7 @@ def run_scenario(
     results = []
     for connections in args.connections:
         status = probe(client, scenario, codes[0])
+        dropped = clicks_dropped(client, args.metrics_token)
         before = cpu_sample(args.server_pid)
         output = run_wrk(args.wrk, args.url, scripts[scenario], connections, args)
         after = cpu_sample(args.server_pid)
@@ -272,12 +278,32 @@ def run_scenario(
         result.probe_status = status
         result.probe_ok = status in EXPECTED_STATUS[scenario]
         results.append(result)
+        time.sleep(args.pause)  # a flush still running when wrk stopped may drop too
+        dropped_after = clicks_dropped(client, args.metrics_token)
+        if dropped is not None and dropped_after is not None:
+            result.clicks_dropped = dropped_after - dropped
         log(
             f"  {scenario} c={connections}: {result.rps:.0f} req/s, p99 {result.p99_ms} ms, "
-            f"errors {result.error_cell}"
+            f"errors {result.error_cell}, clicks dropped {figure(result.clicks_dropped)}"
         )
-        time.sleep(args.pause)
     return results
+
+
+def clicks_dropped(client: Client, token: str | None) -> int | None:
+    """The service's count of dropped clicks (`shortener_clicks_dropped_total`), all processes;
+    None without a metrics token or when /metrics does not answer."""
+    if not token:
+        return None
+    try:
+        status, body = client.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    lines = body.decode().splitlines()
+    return int(
+        sum(float(line.split()[-1]) for line in lines if line.startswith("shortener_clicks_dropped_total"))
+    )
 
 
 # ---------------------------------------------------------------- CPU time of the server and the database
@@ -380,12 +406,13 @@ def markdown_table(results: Iterable[Result]) -> str:
     """The results as a Markdown table."""
     rows = [
         "| scenario | connections | req/s | p50 ms | p99 ms | errors "
-        "| server CPU µs/req | PG CPU µs/req | steal % |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| server CPU µs/req | PG CPU µs/req | steal % | clicks dropped |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
         cells = (r.scenario, r.connections, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}")
         cells += (r.error_cell, figure(r.server_cpu_us), figure(r.database_cpu_us), figure(r.steal_pct))
+        cells += (figure(r.clicks_dropped),)
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
 
@@ -426,6 +453,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-pid", type=int, help="gunicorn master pid: report PSS of its tree")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON results to FILE ('-': stdout)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="path of the wrk binary")
+    parser.add_argument(
+        "--metrics-token",
+        default=os.environ.get("METRICS_TOKEN"),
+        help="the service's METRICS_TOKEN (default: $METRICS_TOKEN): reads the clicks dropped per run",
+    )
     return parser.parse_args(argv)
 
 

@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -95,9 +96,13 @@ def compile_bytecode() -> None:
     )
 
 
+METRICS_TOKEN = secrets.token_urlsafe(32)  # the benchmark reads /metrics (clicks dropped) with it
+
+
 def start_service(url: str, server: str, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
+        "METRICS_TOKEN": METRICS_TOKEN,
         "DATABASE_URL": url,
         "WEB_SERVER": server,
         "PORT": str(port),
@@ -148,6 +153,7 @@ def run_one(args: argparse.Namespace, server: str, size: int) -> list[dict]:
                 f"--scenarios={args.scenarios}",
                 f"--server-pid={process.pid}",
                 f"--json={out}",
+                f"--metrics-token={METRICS_TOKEN}",
             ]
         )
         report = json.loads(out.read_text())
@@ -173,15 +179,16 @@ def main(argv: list[str] | None = None) -> int:
             rows += run_one(args, server.strip(), size)
     print(
         "| server | links | scenario | conns | req/s | p50 ms | p99 ms | errors | PSS MiB "
-        "| server CPU µs/req | PG CPU µs/req | steal % |"
+        "| server CPU µs/req | PG CPU µs/req | steal % | clicks dropped |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['server']} | {r['table_size']:,} | {r['scenario']} | {r['connections']} | "
             f"{r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{_errors(r)} | {r['pss_mib']} | {bench.figure(r.get('server_cpu_us'))} | "
-            f"{bench.figure(r.get('database_cpu_us'))} | {bench.figure(r.get('steal_pct'))} |"
+            f"{bench.figure(r.get('database_cpu_us'))} | {bench.figure(r.get('steal_pct'))} | "
+            f"{bench.figure(r.get('clicks_dropped'))} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -294,6 +294,7 @@ def refuse_poison(monkeypatch, settings, error: Exception, *, after_write=None) 
     original = getattr(clicks_module, name)
 
     def write(rows):
+        rows = list(rows)  # the PostgreSQL writer is handed a generator: read it once, for both
         orphaned = original(rows)
         if any(row[2] == "poison.example" for row in rows):
             raise error
@@ -451,6 +452,85 @@ def test_a_refused_click_does_not_let_max_clicks_be_exceeded(monkeypatch, settin
     assert stored(link).human_click_count == 5
     with pytest.raises(LinkGone):
         redirect()
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 499_999, 500_000, 999_999])
+def test_a_click_is_stored_at_its_instant_to_the_microsecond(microsecond):
+    # PostgreSQL's COPY gets the instant as seconds since the epoch (a float): it must come back exact.
+    link = make_link()
+    clicks = recorder()
+    moments = [NOON.replace(microsecond=microsecond), datetime(2099, 12, 31, 23, 59, 59, microsecond, UTC)]
+    for moment in moments:
+        clicks.record(link.id, user_agent=CHROME, now=moment)
+    assert clicks.flush() == 2
+    assert [c.clicked_at for c in Click.select().where(Click.link == link.id).order_by(Click.id)] == moments
+
+
+def test_a_batch_across_midnight_hashes_each_click_with_its_own_days_salt():
+    link = make_link()
+    clicks = recorder()
+    before, after = datetime(2030, 7, 1, 23, 59, 59, 999_999, UTC), datetime(2030, 7, 2, tzinfo=UTC)
+    for moment in (before, after, before):
+        clicks.record(link.id, user_agent=CHROME, client_ip="192.0.2.7", now=moment)
+    assert clicks.flush() == 3
+    visitors = {
+        v.day.isoformat(): v.visitor_hash for v in DailyVisitor.select().where(DailyVisitor.link == link.id)
+    }
+    assert set(visitors) == {"2030-07-01", "2030-07-02"}
+    assert visitors["2030-07-01"] != visitors["2030-07-02"]  # another day, another salt
+    hashes = [c.visitor_hash for c in Click.select().where(Click.link == link.id).order_by(Click.id)]
+    assert hashes == [visitors["2030-07-01"], visitors["2030-07-02"], visitors["2030-07-01"]]
+
+
+@pytest.mark.parametrize("visits_remembered", [3, 4096])
+def test_every_click_of_a_batch_is_written_whatever_the_visits_and_the_reads(monkeypatch, visits_remembered):
+    # COPY reads the batch a few rows at a time, and the values derived from a visit are remembered
+    # for a bounded number of visits: a small bound rolls over many times, a large one is reused.
+    monkeypatch.setattr(clicks_module._CsvStream, "ROWS_PER_READ", 7)
+    monkeypatch.setattr(clicks_module, "MAX_DISTINCT_VISITS", visits_remembered)
+    first, second = make_link(), make_link()
+    clicks = recorder()
+    agents = [CHROME, IPHONE, GOOGLEBOT, "curl/8.5.0", CHROME + " extra"]
+    for index in range(100):
+        clicks.record(
+            (first, second)[index % 2].id,
+            user_agent=agents[index % 5],
+            referrer=f"https://site{index % 4}.example/page",
+            client_ip=f"198.51.100.{index % 3}",
+            now=NOON + timedelta(seconds=index),
+        )
+    assert clicks.flush() == 100 and clicks.dropped == 0
+    rows = list(Click.select().where(Click.link.in_([first.id, second.id])).order_by(Click.clicked_at))
+    assert len(rows) == 100
+    for index, row in enumerate(rows):
+        agent = agents[index % 5]
+        assert row.link_id == (first, second)[index % 2].id
+        assert (row.browser, row.os, row.device) == classify(agent)
+        assert row.referrer_host == f"site{index % 4}.example"
+        assert row.is_bot == (is_bot(agent) or classify(agent)[2] == "bot")
+    salt = bytes.fromhex(VisitorSalt.get_by_id(NOON.date()).salt)
+    expected = [
+        clicks_module._keyed_hash(salt, f"198.51.100.{index % 3}", agents[index % 5]) for index in range(100)
+    ]
+    assert [row.visitor_hash for row in rows] == expected
+    assert len(set(expected)) == 15  # 5 agents x 3 addresses, all on one day
+    assert (stored(first).click_count, stored(second).click_count) == (50, 50)
+    assert (
+        sum(r.clicks for r in ClickRollup.select().where(ClickRollup.link.in_([first.id, second.id]))) == 100
+    )
+
+
+def test_copy_is_fed_a_bounded_slice_of_the_batch_per_read():
+    rows = [(index, NOON, "r", "b", "o", "d", index % 2 == 0, "h") for index in range(5000)]
+    stream = clicks_module._CsvStream(rows)
+    reads = []
+    while chunk := stream.read(8192):
+        reads.append(chunk)
+    per_read = clicks_module._CsvStream.ROWS_PER_READ
+    assert [chunk.count("\n") for chunk in reads] == [per_read] * (5000 // per_read) + [5000 % per_read]
+    epoch = repr(NOON.timestamp())
+    assert reads[0].startswith(f'0,{epoch},"r","b","o","d","t","h"\r\n1,{epoch},"r","b","o","d","f","h"\r\n')
+    assert clicks_module._CsvStream(rows).read(-1) == "".join(reads)  # everything at once, when asked
 
 
 NULL_LOOKALIKES = ["\\N", "\\.", "NULL", "", '"', '""', ",", "\\", "a,b\\N"]
