@@ -10,14 +10,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from app import migrate
 from app.api.schemas import IGNORED_COLUMNS, parse_import_row  # the API's field rules, for rows too
@@ -26,6 +23,10 @@ from app.errors import AppError
 from app.models import User
 from app.services import api_keys, clicks, imports, links, stats, users
 from app.services.api_keys import Principal
+
+if TYPE_CHECKING:  # rich is imported by the commands that print: ~1.5 MiB in every server process
+    from rich.progress import Progress
+    from rich.table import Table
 
 # What an import reads (an export's created_at and click_count are for people, and ignored).
 IMPORT_COLUMNS = (
@@ -175,6 +176,9 @@ def _as_click_errors() -> Iterator[None]:
 
 
 def _progress() -> Progress:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -219,6 +223,9 @@ def _read_json(path: Path) -> tuple[int, list[Any]]:
 
 
 def _print_summary(summary: imports.ImportSummary, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title="Import summary")
     for name in ("rows", "created", "already present", "rejected", "seconds", "rows/s"):
@@ -235,6 +242,8 @@ def _print_summary(summary: imports.ImportSummary, seconds: float) -> None:
 
 
 def _rejection_table(rejected: list[imports.Rejection]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"Rejected rows ({len(rejected)}; by reason, first example shown)")
     for name in ("reason code", "rows", "first row", "reason"):
         table.add_column(name, overflow="fold")
@@ -308,6 +317,8 @@ def link_stats(code: str, days: int) -> None:
     span = stats.window(today - timedelta(days=days - 1), None, "day")
     with _as_click_errors():
         link, report = stats.link_report(code, CLI_PRINCIPAL, span)
+    from rich.console import Console
+
     console = Console()
     console.print(f"[bold]{link.code}[/bold] → {link.target_url}  ({links.link_state(link)})")
     console.print(
@@ -323,6 +334,8 @@ def link_stats(code: str, days: int) -> None:
 
 
 def _series_table(series: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table()
     for name in ("day (UTC)", "clicks", "by people"):
         table.add_column(name, justify="right")

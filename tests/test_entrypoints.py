@@ -29,6 +29,17 @@ def test_setup_db_fails_naming_a_bad_variable(tmp_path):
     assert result.returncode != 0 and "SHORT_CODE_LENGTH" in result.stderr
 
 
+def test_the_served_app_does_not_load_what_only_optional_features_use(tmp_path):
+    # Each server process holds what it imports: redis (~5 MiB, for REDIS_URL), rich (~1.5 MiB, for
+    # the CLI's output) and segno (QR codes) are loaded when used, not by every worker.
+    probe = "import sys, app.wsgi; print(sorted({'redis', 'rich', 'segno'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=service_env(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_run_py_refuses_a_bad_server_setting_naming_it(tmp_path):
     env = service_env(tmp_path, WEB_CONCURRENCY="many", PORT="8999")
     result = subprocess.run(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import segno
-
 from app.errors import InvalidInput
 from app.services.api_keys import Principal
 from app.services.links import get_link
@@ -36,6 +34,8 @@ def render_qr(data: str, *, kind: str = "svg", scale: int = 4, border: int = 4) 
         raise InvalidInput(f"border must be between 0 and {MAX_BORDER}", field="border")
     buffer = io.BytesIO()
     # A full QR code, never a Micro QR (which many phone readers cannot decode).
+    import segno  # imported on the first QR code: most processes never draw one (~0.5 MiB)
+
     segno.make_qr(data).save(buffer, kind=kind, scale=scale, border=border)
     return buffer.getvalue()
 

@@ -122,6 +122,12 @@ def test_an_unreachable_redis_falls_back_to_counting_in_memory(make_client):
     assert_rate_limited(create(client))
 
 
+def test_unknown_codes_are_still_answered_404_while_the_redis_storage_is_unreachable(make_client, caplog):
+    client = limited_client(make_client, ratelimit_misses="3/minute", redis_url="redis://127.0.0.1:1/0")
+    assert [client.get(f"/nosuch{i}").status_code for i in range(5)] == [404] * 5  # never counted
+    assert "rate limit storage unreachable; unknown code not counted" in caplog.text
+
+
 def test_guessing_codes_through_the_link_pages_counts_too(make_client):
     client = limited_client(make_client, ratelimit_misses="3/minute")
     assert [client.get(f"/links/guess{i}").status_code for i in range(3)] == [404, 404, 404]
