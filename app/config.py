@@ -154,7 +154,7 @@ def check_server_env(environ: Mapping[str, str] | None = None) -> None:
     env.integer("PORT", 8080, low=1, high=65535)
     env.integer("WEB_CONCURRENCY", 1, low=1, high=256)
     env.integer("GUNICORN_THREADS", 4, low=1, high=1024)
-    env.integer("WEB_THREADS", 2, low=1, high=1024)
+    env.integer("WEB_THREADS", 3, low=1, high=1024)
     env.choice("WEB_SERVER", "gunicorn", ("gunicorn", "granian"))
 
 
