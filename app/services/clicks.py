@@ -383,9 +383,29 @@ class _CsvStream:
         self._lines: list[str] = []
         self._quote = csv.writer(_LineSink(self._lines), quoting=csv.QUOTE_ALL).writerow
         self._tails: dict[tuple, str] = {}  # a row's fields after the instant → their CSV
+        # What building a row raised: psycopg2 reports it as a failed COPY ("error in .read()
+        # call"), an OperationalError that would read as the database being away (`copy_into`).
+        self.error: Exception | None = None
 
     def read(self, size: int = -1) -> str:
         """The next rows' lines ('' at the end); `size` < 0: all the rest."""
+        try:
+            return self._read(size)
+        except Exception as error:
+            self.error = error
+            raise
+
+    def copy_into(self, cursor: psycopg2.extensions.cursor, statement: str) -> None:
+        """Run the COPY `statement` on `cursor` with these rows; a row that could not be built
+        raises its own error (a refusal: `ClickRecorder.flush` isolates it), not the COPY's."""
+        try:
+            cursor.copy_expert(statement, self)
+        except psycopg2.Error:
+            if self.error is not None:
+                raise self.error from None
+            raise
+
+    def _read(self, size: int) -> str:
         tails, lines = self._tails, []
         for row in self._rows if size < 0 else islice(self._rows, self.ROWS_PER_READ):
             fields = row[2:]
@@ -416,7 +436,7 @@ def _write_postgres(rows: Iterable[tuple]) -> int:
         create, copy, lock, orphans, *aggregate = POSTGRES_BATCH
         cursor.execute(create)
         cursor.execute("TRUNCATE click_batch_v2")  # empty even when this flush is nested in a transaction
-        cursor.copy_expert(copy, buffer)
+        buffer.copy_into(cursor, copy)
         cursor.execute(lock)
         cursor.execute(orphans)
         dropped = cursor.rowcount

@@ -520,6 +520,31 @@ def test_every_click_of_a_batch_is_written_whatever_the_visits_and_the_reads(mon
     )
 
 
+def test_a_click_whose_row_cannot_be_built_is_dropped_alone(monkeypatch):
+    # On PostgreSQL the rows are built while COPY reads them: a failure there must abort the COPY,
+    # roll the transaction back and leave the connection usable, like a refusal by the database.
+    link = make_link()
+    clicks = recorder()
+    real_classify = clicks_module.classify
+
+    def classify_or_fail(user_agent):
+        if user_agent == "broken/1.0":
+            raise ValueError("cannot classify")
+        return real_classify(user_agent)
+
+    monkeypatch.setattr(clicks_module, "classify", classify_or_fail)
+    for agent in (CHROME, IPHONE, "broken/1.0", CHROME):
+        clicks.record(link.id, user_agent=agent)
+    assert clicks.flush() == 3 and clicks.dropped == 1
+    assert [c.browser for c in Click.select().where(Click.link == link.id).order_by(Click.id)] == [
+        classify(CHROME)[0],
+        classify(IPHONE)[0],
+        classify(CHROME)[0],
+    ]
+    clicks.record(link.id, user_agent=IPHONE)
+    assert clicks.flush() == 1 and stored(link).click_count == 4
+
+
 def test_copy_is_fed_a_bounded_slice_of_the_batch_per_read():
     rows = [(index, NOON, "r", "b", "o", "d", index % 2 == 0, "h") for index in range(5000)]
     stream = clicks_module._CsvStream(rows)
