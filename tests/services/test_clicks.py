@@ -545,6 +545,44 @@ def test_a_click_whose_row_cannot_be_built_is_dropped_alone(monkeypatch):
     assert clicks.flush() == 1 and stored(link).click_count == 4
 
 
+def test_a_flush_whose_rows_are_slow_to_build_is_not_cut_off_by_the_statement_timeout(settings, monkeypatch):
+    # PostgreSQL's COPY lasts as long as Python takes to build its rows (here 1 ms per distinct
+    # User-Agent): the connection's statement timeout must not cancel it (it was then taken for an
+    # outage, and the batch kept and retried forever at the same cost).
+    if not settings.is_postgres:
+        pytest.skip("COPY is the PostgreSQL path")
+    link = make_link()
+    clicks = recorder()
+    real_classify = clicks_module.classify
+
+    def slow_classify(user_agent):
+        time.sleep(0.001)
+        return real_classify(user_agent)
+
+    monkeypatch.setattr(clicks_module, "classify", slow_classify)
+    for index in range(300):
+        clicks.record(link.id, user_agent=f"{CHROME} build/{index}")
+    db.execute_sql("SET statement_timeout = 100")
+    try:
+        assert clicks.flush() == 300 and clicks.depth() == 0
+        assert db.execute_sql("SHOW statement_timeout").fetchone()[0] == "100ms"  # restored after COPY
+    finally:
+        db.execute_sql("RESET statement_timeout")
+    assert stored(link).click_count == 300
+
+
+def test_a_click_with_a_naive_instant_is_refused_alone():
+    # An instant without a timezone cannot be placed in UTC: refused (as the SQLite path does), not
+    # read as the machine's local time.
+    link = make_link()
+    clicks = recorder()
+    clicks.record(link.id, user_agent=CHROME, now=NOON)
+    clicks.record(link.id, user_agent=CHROME, now=NOON.replace(tzinfo=None))
+    clicks.record(link.id, user_agent=IPHONE, now=NOON)
+    assert clicks.flush() == 2 and clicks.dropped == 1
+    assert [c.clicked_at for c in Click.select().where(Click.link == link.id)] == [NOON, NOON]
+
+
 def test_copy_is_fed_a_bounded_slice_of_the_batch_per_read():
     rows = [(index, NOON, "r", "b", "o", "d", index % 2 == 0, "h") for index in range(5000)]
     stream = clicks_module._CsvStream(rows)
