@@ -61,8 +61,8 @@ def serve_with_granian() -> None:
         # so one worker keeps two cores busy with the database; measured in docs/PERFORMANCE.md.
         workers=int(env.get("WEB_CONCURRENCY") or max(1, multiprocessing.cpu_count() // 2)),
         # Threads that run the app per worker: more overlap database waits (creates), fewer keep
-        # the GIL uncontended (redirect latency). 3: creates +40% over 2, redirect p99 still under
-        # 10 ms; 4 pushed it over. Measured in docs/PERFORMANCE.md.
+        # the GIL uncontended (redirect latency). 3: creates +20-40% over 2 for a redirect p99
+        # ~1-2 ms higher; 4 pushed it past 10 ms. Measured in docs/PERFORMANCE.md.
         blocking_threads=int(env.get("WEB_THREADS") or 3),
         runtime_threads=1,
         backlog=2048,
