@@ -78,13 +78,17 @@ def log_access(
     """One access line: INFO on `app.access` with the request's fields (duration in seconds)."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    fields = AccessFields(method, route, path, status, round(duration * 1000, 3), client)
+    duration_ms = round(duration * 1000, 3)
     handler = _direct
     if handler is not None and handler.sole_destination():
         # The line the record would become, without the record: building it and passing it down
         # the logger tree to this one handler cost a third of a cached redirect.
-        handler.append(handler.formatter.access_line(time.time(), request_id, fields) + handler.terminator)  # type: ignore[union-attr]
+        line = handler.formatter.access_line(  # type: ignore[union-attr]
+            time.time(), request_id, (method, route, path, status, duration_ms, client)
+        )
+        handler.append(line + handler.terminator)
         return
+    fields = AccessFields(method, route, path, status, duration_ms, client)
     record = _access_record((method, path, status))
     record.request_id = request_id
     record.fields = fields
@@ -131,18 +135,28 @@ class RequestIdFilter(logging.Filter):
 
 
 class _UtcTime:
-    """ISO 8601 UTC timestamps with milliseconds; the part up to the second is formatted once a second."""
+    """ISO 8601 UTC timestamps with milliseconds; the part up to the second is formatted once a
+    second, the whole once a millisecond (20,000 requests/s log ~20 lines a millisecond)."""
 
     def __init__(self) -> None:
-        self._cached = (-1, "")  # (second, its formatted prefix): replaced as one object, thread-safe
+        # (second, its formatted prefix) and (millisecond, its timestamp): each replaced as one
+        # object, so threads may share them.
+        self._second = (-1, "")
+        self._millisecond = (-1, "")
 
     def __call__(self, created: float) -> str:
         second = int(created)
-        cached_second, prefix = self._cached
+        millisecond = (second, int((created - second) * 1000))
+        cached_millisecond, text = self._millisecond
+        if millisecond == cached_millisecond:
+            return text
+        cached_second, prefix = self._second
         if second != cached_second:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._cached = (second, prefix)
-        return f"{prefix}.{int((created - second) * 1000):03d}Z"
+            self._second = (second, prefix)
+        text = f"{prefix}.{millisecond[1]:03d}Z"
+        self._millisecond = (millisecond, text)
+        return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -182,7 +196,7 @@ class JsonFormatter(logging.Formatter):
         self,
         created: float,
         request_id: str,
-        fields: AccessFields,
+        fields: tuple[str, str, str, int, float, str],
         level: str = "INFO",
         logger: str = "app.access",
         message: str | None = None,

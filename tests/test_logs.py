@@ -358,3 +358,24 @@ def test_a_failing_stdout_never_breaks_the_code_that_logs(monkeypatch):
     finally:
         root.handlers[:], root.level = saved
     assert [record.getMessage() for record in reported] == ["written at once, and the write fails"]
+
+
+def test_timestamps_are_utc_to_the_millisecond_in_any_order():
+    from app.logs import _UtcTime
+
+    stamp = _UtcTime()
+    instants = [
+        1_790_000_000.2504,
+        1_790_000_000.2509,
+        1_790_000_000.2511,
+        1_790_000_001.0,
+        1_790_000_000.2504,
+    ]
+    assert [stamp(instant) for instant in instants] == [
+        "2026-09-21T14:13:20.250Z",
+        "2026-09-21T14:13:20.250Z",
+        "2026-09-21T14:13:20.251Z",
+        "2026-09-21T14:13:21.000Z",
+        "2026-09-21T14:13:20.250Z",  # an earlier second again (lines of several threads)
+    ]
+    assert stamp(1_790_001_000.2504) == "2026-09-21T14:30:00.250Z"  # same millisecond, another second
