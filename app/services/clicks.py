@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
-from typing import NamedTuple
 
 import psycopg2
 from peewee import InternalError
@@ -58,15 +57,13 @@ STORED_TIME = Click.clicked_at.db_value  # aware UTC → the stored form, same a
 TRANSIENT_ERRORS = (*UNAVAILABLE_ERRORS, InternalError, psycopg2.InternalError, sqlite3.OperationalError)
 
 
-class ClickEvent(NamedTuple):
-    """What the request path captures: raw headers, classified later by the flusher."""
-
-    link_id: int
-    clicked_at: datetime
-    user_agent: str
-    referrer: str | None
-    client_ip: str
-    bot: bool
+# One buffered click, what the request path captures (raw headers, classified later by the flusher):
+# (link_id, clicked_at, user_agent, referrer, client_ip, bot). A plain tuple, not a NamedTuple: the
+# garbage collector stops tracking a plain tuple of strings, numbers and datetimes, never a tuple
+# subclass. Buffered NamedTuples (up to 70,000 under load) were walked by every collection of the
+# older generations, the GIL held: pauses up to 125 ms, ~15% of the server's CPU per redirect
+# (docs/PERFORMANCE.md).
+ClickEvent = tuple[int, datetime, str, str | None, str, bool]
 
 
 class ClickRecorder:
@@ -123,7 +120,7 @@ class ClickRecorder:
         """
         user_agent = user_agent[:MAX_USER_AGENT].replace("\x00", "")
         bot = is_bot(user_agent)
-        event = ClickEvent(link_id, now or utcnow(), user_agent, referrer, client_ip, bot)
+        event = (link_id, now or utcnow(), user_agent, referrer, client_ip, bot)
         with self._lock:
             if limit is not None and self._pending_human[link_id] >= limit:
                 return False
@@ -240,7 +237,7 @@ class ClickRecorder:
     def _write(self, events: list[ClickEvent]) -> int:
         """Write `events`; return how many were left out because their link no longer exists."""
         if not self.analytics:
-            _add_to_counters([(event.link_id, event.bot) for event in events])
+            _add_to_counters([(event[0], event[5]) for event in events])
             return 0
         salts = self._salts_of(events)  # made before COPY starts: no other statement may run during it
         if is_postgres():
@@ -249,7 +246,7 @@ class ClickRecorder:
 
     def _salts_of(self, events: list[ClickEvent]) -> dict[date, bytes]:
         """The salt of each UTC day `events` were clicked on."""
-        return {day: self._salt(day) for day in sorted({event.clicked_at.date() for event in events})}
+        return {day: self._salt(day) for day in sorted({event[1].date() for event in events})}
 
     def _salt(self, day: date) -> bytes:
         if day not in self._salts:
@@ -284,26 +281,26 @@ def _rows(events: list[ClickEvent], salts: dict[date, bytes]) -> Iterator[tuple]
     os, device, is_bot, visitor hash). What a row derives from its visit (User-Agent, referrer,
     address, day) is computed once per distinct visit of the batch."""
     derived: dict[tuple, tuple] = {}
-    for event in events:
-        day = event.clicked_at.date()
-        visit = (event.user_agent, event.referrer, event.client_ip, event.bot, day)
+    for link_id, clicked_at, user_agent, referrer, client_ip, bot in events:
+        day = clicked_at.date()
+        visit = (user_agent, referrer, client_ip, bot, day)
         values = derived.get(visit)
         if values is None:
             if len(derived) >= MAX_DISTINCT_VISITS:
                 derived.clear()
-            browser, os_family, device = classify(event.user_agent)
+            browser, os_family, device = classify(user_agent)
             values = derived[visit] = (
-                referrer_host(event.referrer),
+                referrer_host(referrer),
                 browser,
                 os_family,
                 device,
-                event.bot or device == "bot",
+                bot or device == "bot",
                 # Keyed by a secret salt of the click's UTC day: the same visitor hashes the same
                 # within a day (unique visitors) and differently the next day; the IP address is
                 # never stored.
-                _keyed_hash(salts[day], event.client_ip, event.user_agent),
+                _keyed_hash(salts[day], client_ip, user_agent),
             )
-        yield (event.link_id, event.clicked_at, *values)
+        yield (link_id, clicked_at, *values)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -313,7 +310,7 @@ def _keyed_hash(salt: bytes, client_ip: str, user_agent: str) -> str:
 
 
 def _human_counts(events: list[ClickEvent]) -> Counter[int]:
-    return Counter(event.link_id for event in events if not event.bot)
+    return Counter(event[0] for event in events if not event[5])  # link_id of each human click
 
 
 def _stored(row: tuple) -> tuple:
