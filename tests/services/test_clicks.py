@@ -659,7 +659,7 @@ def test_buffer_is_bounded_and_counts_what_it_drops():
 
 def test_buffered_clicks_add_nothing_for_the_garbage_collector_to_walk():
     # A buffer of tracked objects (up to 50,000 clicks) was walked by every collection of the
-    # older generations: pauses of 10-120 ms, the GIL held, under redirect load.
+    # older generations: pauses up to 125 ms, the GIL held, under redirect load.
     clicks = recorder(max_events=5000)
     gc.collect()
     tracked_before = len(gc.get_objects())
