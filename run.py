@@ -11,6 +11,9 @@ import sys
 
 
 def main() -> None:
+    from app.allocator import keep_large_blocks_returnable
+
+    keep_large_blocks_returnable()  # before the app is built: inherited by every forked worker
     from dotenv import load_dotenv
 
     from app.bootstrap import prepare_database, settings_from_env_or_exit

@@ -32,16 +32,20 @@ class KnownCodes:
     Sized for `headroom` times the codes it was loaded with (at least `min_capacity`) at a
     `false_positive_rate`; once more codes were added than that, `needs_reload` turns true and the
     listener builds a new one (the old one keeps answering meanwhile: it only grows less precise).
-    Memory: ~1.2 bytes per code of capacity at 1%, so ~1.8 per link with headroom 1.5 (10M links:
-    17 MiB per process), twice that while a reload builds the next filter.
+    Memory: ~1 byte per code of capacity at 2%, so ~1.3 per link with headroom 1.25 (10M links:
+    12 MiB per process), twice that while a reload builds the next filter. 2% is the rate when full:
+    just after a load (80% full) it is ~0.8%, and a false positive costs one indexed read. 1% with
+    headroom 1.5 held 17.6 MiB at 10M links, which put the server over its memory target
+    (docs/PERFORMANCE.md); a reload after 25% more codes (2.5M creates at 10M links) reads the
+    table again, ~5 s at 10M.
     """
 
     def __init__(
         self,
         *,
-        false_positive_rate: float = 0.01,
+        false_positive_rate: float = 0.02,
         min_capacity: int = 100_000,
-        headroom: float = 1.5,
+        headroom: float = 1.25,
         recent: RecentCodes | None = None,
     ) -> None:
         self.recent = recent

@@ -45,7 +45,7 @@ def test_a_loaded_filter_holds_every_loaded_code_and_rejects_most_others():
     assert all(known.may_exist(code) for code in codes)  # never a false "not there"
     absent = distinct_codes(10_000, excluding=frozenset(codes))
     false_positives = sum(known.may_exist(code) for code in absent)
-    assert false_positives < 0.03 * len(absent)  # ~1% configured
+    assert false_positives < 0.035 * len(absent)  # 2% configured
 
 
 def test_the_filter_is_not_trusted_while_it_is_being_built():
@@ -170,10 +170,10 @@ def test_loading_before_begin_load_is_an_error(step):
 
 def test_size_grows_with_capacity_and_counts_a_filter_being_built():
     small = loaded_with([], min_capacity=100_000)
-    # ~1.2 bytes per code of capacity at 1%
-    assert 100_000 <= small.size_bytes <= 150_000
+    # ~1 byte per code of capacity at the default 2%
+    assert 95_000 <= small.size_bytes <= 110_000
     large = loaded_with([], min_capacity=1_000_000)
-    assert 1_000_000 <= large.size_bytes <= 1_500_000
+    assert 950_000 <= large.size_bytes <= 1_100_000
     large.begin_load(0)  # the new one (min capacity) is held beside the current one
     assert large.size_bytes > 1_000_000 + 100_000
 
