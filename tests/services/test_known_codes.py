@@ -117,7 +117,9 @@ def test_needs_reload_once_more_codes_were_added_than_it_was_sized_for():
 
 
 def test_a_code_added_again_is_counted_once_and_does_not_bring_a_reload_closer():
-    known = loaded_with(["abc1234"], min_capacity=2, headroom=1.0)  # capacity 2
+    # Capacity 2, and a rate that makes "created1" a false positive (then never counted) all but
+    # impossible: at the default 2% it is in ~1 run in 500 (0.02% at 1%; hashes are seeded per process).
+    known = loaded_with(["abc1234"], min_capacity=2, headroom=1.0, false_positive_rate=1e-9)
     for _ in range(3):  # created here: added by the creation, its invalidation and its notification
         known.add("created1")
     assert known.count == 2 and not known.needs_reload
