@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_DISTINCT_VISITS = 4096  # per flush, `_rows` remembers at most this many visits' derived values
 # Buffered clicks share one string per distinct User-Agent among the last this many seen (each
-# request brings its own copy): ~390 → ~240 bytes per buffered click of browser traffic, so a buffer
-# filled while the database is away holds ~7 MB less at 50,000 clicks, for ~20 ns per click and at
-# most ~0.6 MB (User-Agents are cut at 512 characters). Client addresses are shorter and repeat
-# less: sharing them measured +100-200 ns per click for ~60 bytes.
+# request brings its own copy): 438 → 288 bytes per buffered click of browser traffic, so a buffer
+# filled while the database is away holds 7 MiB less at 50,000 clicks, for ~50 ns per click and at
+# most ~0.6 MB (User-Agents are cut at 512 characters); `bench/click_buffer_bench.py`. Client
+# addresses are shorter and repeat less: sharing them as well cost ~150 ns more per click.
 MAX_SHARED_STRINGS = 1024
 
 CLICK_COLUMNS = (

@@ -673,8 +673,8 @@ def test_buffered_clicks_add_nothing_for_the_garbage_collector_to_walk():
 
 
 def test_buffered_clicks_with_the_same_user_agent_hold_one_copy_of_it():
-    # Each request brings its own copy of the header: ~150 bytes per buffered click, 7 MB when the
-    # buffer fills up while the database is away.
+    # Each request brings its own copy of the header: ~150 bytes per buffered click, 7 MiB when the
+    # buffer fills up while the database is away (bench/click_buffer_bench.py).
     clicks = recorder()
     for n in range(3):
         clicks.record(n, user_agent="".join(CHROME), client_ip="10.0.0.1")
