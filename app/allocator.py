@@ -1,10 +1,11 @@
 """glibc malloc, set for a long-running threaded server: large blocks go back to the system when freed.
 
 glibc serves a block of 128 KiB or more with its own mmap, released on free, but each such free
-raises that threshold to the freed size (up to 32 MiB). After a click flush has built and freed a
-few MiB of COPY data, blocks of that size come from the arena of whichever thread asked instead,
-and every thread that runs Python (three app threads, the flusher, the listener, the log writer)
-has its own arena: the freed space stays in the process, scattered among arenas. Fixing the
+raises that threshold to the freed size (up to 32 MiB). Once a click flush has freed its COPY
+pieces (2,048 rows, a few hundred KiB each), blocks of that size come from the arena of whichever
+thread asks instead, and every thread that runs Python (three app threads, the flusher, the
+listener, the log writer) has its own arena: freed space stays in the process, scattered among
+arenas. Fixing the
 threshold keeps the old behaviour for good. Measured with `bench/suite.py`: the worker's arenas
 grew by ~7 MiB over a run, ~1 MiB with the fixed threshold; whole-server PSS 143 → 136 MiB at
 10M links (docs/PERFORMANCE.md).
