@@ -5,10 +5,9 @@ raises that threshold to the freed size (up to 32 MiB). Once a click flush has f
 pieces (2,048 rows, a few hundred KiB each), blocks of that size come from the arena of whichever
 thread asks instead, and every thread that runs Python (three app threads, the flusher, the
 listener, the log writer) has its own arena: freed space stays in the process, scattered among
-arenas. Fixing the
-threshold keeps the old behaviour for good. Measured with `bench/suite.py`: the worker's arenas
-grew by ~7 MiB over a run, ~1 MiB with the fixed threshold; whole-server PSS 143 → 136 MiB at
-10M links (docs/PERFORMANCE.md).
+arenas. A fixed threshold keeps the starting behaviour for good. Measured from the worker's
+/proc/<pid>/smaps around a `bench/bench.py` run at 10M links: its arenas grew by ~7 MiB, ~1 MiB
+with the fixed threshold; the whole server 143.1 → 136.3 MiB PSS (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
