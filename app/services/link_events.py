@@ -424,6 +424,9 @@ def listener_kwargs(database: object) -> dict:
     kwargs = dict(database.connect_params)  # type: ignore[attr-defined]
     kwargs["database"] = database.database  # type: ignore[attr-defined]
     kwargs.pop("options", None)  # no statement timeout: LISTEN waits by design
+    # Told apart from the pool's connections in pg_stat_activity (its sweeps and loads read `link`
+    # too): "shortener-listener", or the configured name with "-listener".
+    kwargs["application_name"] = f"{kwargs.get('application_name') or 'shortener'}-listener"
     kwargs.setdefault("keepalives", 1)
     kwargs.setdefault("keepalives_idle", 5)
     kwargs.setdefault("keepalives_interval", 2)

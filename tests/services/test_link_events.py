@@ -7,6 +7,7 @@ import select
 import socket
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import psycopg2
 import pytest
@@ -63,6 +64,21 @@ def wait_until(condition, timeout: float = 2.0) -> float:
 
 def commit(query) -> None:
     in_own_thread(query.execute)
+
+
+@pytest.mark.parametrize(
+    ("configured", "listener"), [(None, "shortener-listener"), ("links", "links-listener")]
+)
+def test_the_listener_connection_is_named_apart_from_the_pool(configured, listener):
+    # In pg_stat_activity its sweeps (reads of `link` every 5 s) are not the requests' queries.
+    params = {"host": "127.0.0.1", "options": "-c statement_timeout=5000"}
+    database = SimpleNamespace(
+        connect_params=params | ({"application_name": configured} if configured else {})
+    )
+    database.database = "shortener"
+    kwargs = listener_kwargs(database)
+    assert kwargs["application_name"] == listener
+    assert "options" not in kwargs and kwargs["database"] == "shortener"
 
 
 def terminate_listener_backend() -> None:

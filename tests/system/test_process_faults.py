@@ -224,6 +224,8 @@ def test_sigterm_drains_in_flight_requests_then_flushes_buffered_clicks(cluster,
     monitor.autocommit = True
 
     def waiting_on_lock() -> int:
+        # The pool's connections only: each worker's listener (shortener-listener) reads `link`
+        # every 5 s, and one of its sweeps blocked on the lock made the count skip past 8.
         with monitor.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity "
