@@ -39,6 +39,13 @@ MAX_DISTINCT_VISITS = 4096  # per flush, `_rows` remembers at most this many vis
 # addresses are shorter and repeat less: sharing them as well cost ~150 ns more per click.
 MAX_SHARED_STRINGS = 1024
 
+
+@functools.lru_cache(maxsize=MAX_SHARED_STRINGS)
+def _shared(user_agent: str) -> str:
+    """The copy of `user_agent` seen first among the last MAX_SHARED_STRINGS distinct ones."""
+    return user_agent
+
+
 CLICK_COLUMNS = (
     "link_id",
     "clicked_at",
@@ -101,7 +108,6 @@ class ClickRecorder:
         self.analytics = analytics
         self.dropped = 0
         self._events: list[ClickEvent] = []
-        self._strings: dict[str, str] = {}
         self._pending_human: Counter[int] = Counter()
         self._salts: dict[date, bytes] = {}
         self._lock = threading.Lock()
@@ -125,15 +131,7 @@ class ClickRecorder:
         `limit` is how many more human clicks the link may take beyond its stored count: checking it
         against this process's buffered clicks and recording the click are one atomic step.
         """
-        user_agent = user_agent[:MAX_USER_AGENT].replace("\x00", "")
-        strings = self._strings
-        shared = strings.get(user_agent)
-        if shared is None:
-            if len(strings) >= MAX_SHARED_STRINGS:
-                strings.clear()
-            strings[user_agent] = user_agent
-        else:
-            user_agent = shared
+        user_agent = _shared(user_agent[:MAX_USER_AGENT].replace("\x00", ""))
         bot = is_bot(user_agent)
         event = (link_id, now or utcnow(), user_agent, referrer, client_ip, bot)
         with self._lock:

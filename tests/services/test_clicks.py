@@ -689,7 +689,7 @@ def test_the_user_agents_kept_for_sharing_are_bounded():
     clicks = recorder(max_events=5000)
     for n in range(MAX_SHARED_STRINGS * 3):
         clicks.record(n, user_agent=f"agent/{n}", client_ip="10.0.0.1")
-    assert 0 < len(clicks._strings) <= MAX_SHARED_STRINGS
+    assert 0 < clicks_module._shared.cache_info().currsize <= MAX_SHARED_STRINGS
     last = MAX_SHARED_STRINGS * 3 - 1
     assert [event[2] for event in clicks._events][-2:] == [f"agent/{last - 1}", f"agent/{last}"]
 
