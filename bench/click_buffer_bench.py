@@ -34,18 +34,18 @@ def fresh(text: str) -> str:
     return (text + " ")[:-1]
 
 
-def requests(count: int) -> list[tuple[str, str]]:
+def visits(count: int) -> list[tuple[str, str]]:
+    """(User-Agent, address) of `count` requests, drawn from the pools (the same every run)."""
     rng = random.Random(1)
-    return [(fresh(rng.choice(AGENTS)), fresh(rng.choice(ADDRESSES))) for _ in range(count)]
+    return [(rng.choice(AGENTS), rng.choice(ADDRESSES)) for _ in range(count)]
 
 
 def bytes_per_click(count: int) -> float:
-    rng = random.Random(1)
-    visits = [(rng.choice(AGENTS), rng.choice(ADDRESSES)) for _ in range(count)]
+    picks = visits(count)
     clicks = ClickRecorder(background=False, max_events=count)
     tracemalloc.start()
     start = tracemalloc.get_traced_memory()[0]
-    for n, (agent, address) in enumerate(visits):
+    for n, (agent, address) in enumerate(picks):
         # The request's copies are made here, so what the buffer keeps of them is counted.
         clicks.record(1000 + n, user_agent=fresh(agent), client_ip=fresh(address))
     held = tracemalloc.get_traced_memory()[0] - start
@@ -54,12 +54,12 @@ def bytes_per_click(count: int) -> float:
 
 
 def nanoseconds_per_record(count: int, rounds: int = 7) -> float:
-    visits = requests(count)
+    copies = [(fresh(agent), fresh(address)) for agent, address in visits(count)]
     best = float("inf")
     for _ in range(rounds):
         record = ClickRecorder(background=False, max_events=count).record
         started = time.perf_counter()
-        for n, (agent, address) in enumerate(visits):
+        for n, (agent, address) in enumerate(copies):
             record(1000 + n, user_agent=agent, client_ip=address)
         best = min(best, (time.perf_counter() - started) / count)
     return best * 1e9
